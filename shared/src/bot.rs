@@ -1,0 +1,199 @@
+//! Bot screening: whether a request comes from a person or a machine.
+//!
+//! Owns the verdict and its reason. Known crawlers come from the maintained
+//! pattern list of the `isbot` crate (hundreds of patterns from public crawler
+//! lists), compiled once per process / isolate; link-preview fetchers (chat
+//! apps and social networks unfurling a pasted link) are named separately
+//! because they are the most common non-human "click" on an affiliate link.
+//! Does not look at IPs or ASNs (the aggregator's fraud scoring does).
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request was judged to be a bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BotReason {
+    /// The user agent matches a known crawler / tool pattern.
+    KnownBot,
+    /// A `HEAD` request: link checkers, not people.
+    HeadRequest,
+    /// No (or a blank) `User-Agent` header.
+    EmptyUserAgent,
+    /// A chat or social app fetching the page to draw a preview card.
+    LinkPreview,
+}
+
+impl BotReason {
+    /// Stable text form, as stored in ClickHouse (`clicks.bot_reason`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::KnownBot => "known_bot",
+            Self::HeadRequest => "head_request",
+            Self::EmptyUserAgent => "empty_user_agent",
+            Self::LinkPreview => "link_preview",
+        }
+    }
+
+    /// Parses the stored text form.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::KnownBot,
+            Self::HeadRequest,
+            Self::EmptyUserAgent,
+            Self::LinkPreview,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+}
+
+/// The screening verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotVerdict {
+    /// Looks like a person.
+    Human,
+    /// A machine, and why we think so.
+    Bot(BotReason),
+}
+
+impl BotVerdict {
+    /// Whether the verdict is [`BotVerdict::Bot`].
+    pub fn is_bot(&self) -> bool {
+        matches!(self, Self::Bot(_))
+    }
+}
+
+/// Tokens (lower case) of link-preview fetchers. Checked before the general
+/// list so that previews get their own reason; several (WhatsApp, Viber) are
+/// missing from general crawler lists.
+const LINK_PREVIEW_TOKENS: &[&str] = &[
+    "facebookexternalhit",
+    "facebot",
+    "twitterbot",
+    "slackbot",
+    "slack-imgproxy",
+    "discordbot",
+    "telegrambot",
+    "whatsapp/",
+    "linkedinbot",
+    "skypeuripreview",
+    "bingpreview",
+    "redditbot",
+    "pinterestbot",
+    "embedly",
+    "iframely",
+    "vkshare",
+    "viber",
+    "snapchat",
+    "mastodon",
+    "google web preview",
+    "yahoo link preview",
+    "microsoftpreview",
+    "teams/",
+];
+
+fn known_bots() -> &'static isbot::Bots {
+    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
+    BOTS.get_or_init(isbot::Bots::default)
+}
+
+/// Compiles the crawler patterns now rather than on the first click (call at
+/// isolate / process start to keep the first redirect fast).
+pub fn warm_up() {
+    let _ = known_bots();
+}
+
+/// Screens one request from its method and `User-Agent`.
+pub fn screen(is_head_request: bool, user_agent: Option<&str>) -> BotVerdict {
+    if is_head_request {
+        return BotVerdict::Bot(BotReason::HeadRequest);
+    }
+    let ua = match user_agent.map(str::trim) {
+        None | Some("") => return BotVerdict::Bot(BotReason::EmptyUserAgent),
+        Some(ua) => ua,
+    };
+    let lower = ua.to_ascii_lowercase();
+    if LINK_PREVIEW_TOKENS.iter().any(|t| lower.contains(t)) {
+        return BotVerdict::Bot(BotReason::LinkPreview);
+    }
+    if known_bots().is_bot(&lower) {
+        return BotVerdict::Bot(BotReason::KnownBot);
+    }
+    BotVerdict::Human
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.6723.102 Mobile Safari/537.36";
+
+    #[test]
+    fn ordinary_browsers_are_human() {
+        for ua in [CHROME, IPHONE, ANDROID] {
+            assert_eq!(screen(false, Some(ua)), BotVerdict::Human, "{ua}");
+        }
+    }
+
+    #[test]
+    fn crawlers_and_tools_from_the_maintained_list_are_bots() {
+        for ua in [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+            "curl/8.5.0",
+            "python-requests/2.31.0",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
+        ] {
+            assert_eq!(screen(false, Some(ua)), BotVerdict::Bot(BotReason::KnownBot), "{ua}");
+        }
+    }
+
+    #[test]
+    fn link_preview_fetchers_get_their_own_reason() {
+        for ua in [
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+            "TelegramBot (like TwitterBot)",
+            "WhatsApp/2.23.20.0",
+            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        ] {
+            assert_eq!(
+                screen(false, Some(ua)),
+                BotVerdict::Bot(BotReason::LinkPreview),
+                "{ua}"
+            );
+        }
+    }
+
+    #[test]
+    fn head_requests_and_missing_user_agents_are_bots() {
+        assert_eq!(
+            screen(true, Some(CHROME)),
+            BotVerdict::Bot(BotReason::HeadRequest)
+        );
+        assert_eq!(
+            screen(false, None),
+            BotVerdict::Bot(BotReason::EmptyUserAgent)
+        );
+        assert_eq!(
+            screen(false, Some("  ")),
+            BotVerdict::Bot(BotReason::EmptyUserAgent)
+        );
+    }
+
+    #[test]
+    fn reasons_round_trip_through_their_stored_form() {
+        for r in [
+            BotReason::KnownBot,
+            BotReason::HeadRequest,
+            BotReason::EmptyUserAgent,
+            BotReason::LinkPreview,
+        ] {
+            assert_eq!(BotReason::parse(r.as_str()), Some(r));
+        }
+    }
+}
