@@ -1,1 +1,17 @@
-//! placeholder
+//! Clickstitch aggregator: receives click batches from the edge, stores them
+//! in ClickHouse, and serves the link catalogue (to the edge) and the admin
+//! API (to operators).
+//!
+//! Layout: [`startup`] wires everything; [`routes`] hold the HTTP handlers;
+//! [`catalog`] and [`ingest`] are the domain; [`store`] is the only module
+//! that talks to ClickHouse.
+
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,278 @@
+//! Layered configuration: built-in defaults, then an optional TOML file,
+//! then `CLICKSTITCH_*` environment variables (`__` separates sections, e.g.
+//! `CLICKSTITCH_CLICKHOUSE__URL`). Secrets are [`SecretString`]s: their
+//! `Debug` output is redacted, so a logged config never shows them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::store::writer::WriterConfig;
+use crate::store::ClickHouseConfig;
+
+/// Every setting.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listener.
+    pub server: ServerSettings,
+    /// ClickHouse connection.
+    pub clickhouse: ClickHouseSettings,
+    /// Click ingest batching and checks.
+    pub ingest: IngestSettings,
+    /// Shared secrets.
+    pub auth: AuthSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free one).
+    pub port: u16,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            max_body_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[clickhouse]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClickHouseSettings {
+    /// HTTP interface URL.
+    pub url: String,
+    /// Database name (created if missing).
+    pub database: String,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: SecretString,
+    /// Timeout of one request, ms.
+    pub timeout_ms: u64,
+    /// How long startup waits for ClickHouse to answer, s.
+    pub startup_wait_secs: u64,
+}
+
+impl Default for ClickHouseSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "clickstitch".into(),
+            user: "default".into(),
+            password: SecretString::from(""),
+            timeout_ms: 10_000,
+            startup_wait_secs: 30,
+        }
+    }
+}
+
+impl ClickHouseSettings {
+    /// The store's view of these settings.
+    pub fn store_config(&self) -> ClickHouseConfig {
+        ClickHouseConfig {
+            url: self.url.clone(),
+            database: self.database.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            timeout: Duration::from_millis(self.timeout_ms),
+        }
+    }
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Flush a group once this many rows are pending.
+    pub max_batch_rows: usize,
+    /// Flush a group at the latest this long after its first row, ms: the
+    /// bound on the time a request waits before its INSERT starts.
+    pub max_batch_delay_ms: u64,
+    /// Concurrent INSERTs.
+    pub max_inserts_in_flight: usize,
+    /// Clicks older than this are refused, hours (queues may deliver late).
+    pub max_click_age_hours: u64,
+    /// Clicks dated further in the future are refused, seconds (clock skew).
+    pub max_click_future_secs: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            max_batch_rows: 100_000,
+            max_batch_delay_ms: 50,
+            max_inserts_in_flight: 2,
+            max_click_age_hours: 24 * 30,
+            max_click_future_secs: 300,
+        }
+    }
+}
+
+impl IngestSettings {
+    /// The writer's view of these settings.
+    pub fn writer_config(&self) -> WriterConfig {
+        WriterConfig {
+            max_rows: self.max_batch_rows.max(1),
+            max_delay: Duration::from_millis(self.max_batch_delay_ms),
+            max_in_flight: self.max_inserts_in_flight.max(1),
+            attempts: 3,
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Secret the edge sends as `Authorization: Bearer …` (≥ 16 chars).
+    pub edge_secret: Option<SecretString>,
+    /// Operator token for the admin API (≥ 16 chars).
+    pub operator_token: Option<SecretString>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `json` (default, for log shippers) or `pretty`.
+    pub format: String,
+    /// `tracing` filter, e.g. `info,clickstitch_aggregator=debug`
+    /// (`RUST_LOG` overrides).
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "json".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+/// The secrets, checked present and long enough.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    /// Edge → aggregator secret.
+    pub edge_secret: SecretString,
+    /// Operator token.
+    pub operator_token: SecretString,
+}
+
+impl Settings {
+    /// Loads defaults ← `file` (if given) ← environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file(path));
+        }
+        figment
+            .merge(Env::prefixed("CLICKSTITCH_").split("__"))
+            .extract()
+            .context("invalid configuration")
+    }
+
+    /// The secrets, or an error naming what is missing.
+    pub fn secrets(&self) -> anyhow::Result<Secrets> {
+        let get = |name: &str, s: &Option<SecretString>| -> anyhow::Result<SecretString> {
+            let s = s.clone().with_context(|| {
+                format!(
+                    "auth.{name} is required (env CLICKSTITCH_AUTH__{})",
+                    name.to_uppercase()
+                )
+            })?;
+            anyhow::ensure!(
+                s.expose_secret().len() >= 16,
+                "auth.{name} must be at least 16 characters"
+            );
+            Ok(s)
+        };
+        Ok(Secrets {
+            edge_secret: get("edge_secret", &self.auth.edge_secret)?,
+            operator_token: get("operator_token", &self.auth.operator_token)?,
+        })
+    }
+}
+
+/// Help text listing every setting, shown by `--help`.
+pub const SETTINGS_HELP: &str = "\
+CONFIGURATION
+  Settings come from built-in defaults, then the TOML file given with --config,
+  then environment variables CLICKSTITCH_<SECTION>__<KEY> (upper case).
+
+  [server]      host = \"127.0.0.1\"            port = 8080 (0 = any free port)
+                max_body_bytes = 33554432
+  [clickhouse]  url = \"http://127.0.0.1:8123\"  database = \"clickstitch\"
+                user = \"default\"               password = \"\"
+                timeout_ms = 10000             startup_wait_secs = 30
+  [ingest]      max_batch_rows = 100000        max_batch_delay_ms = 50
+                max_inserts_in_flight = 2      max_click_age_hours = 720
+                max_click_future_secs = 300
+  [auth]        edge_secret = (required, >= 16 chars; shared with the edge worker)
+                operator_token = (required, >= 16 chars; for /admin/v1)
+  [log]         format = \"json\" | \"pretty\"    filter = \"info\" (RUST_LOG overrides)
+
+  Example: CLICKSTITCH_CLICKHOUSE__URL=http://ch:8123 CLICKSTITCH_AUTH__EDGE_SECRET=... \\
+           clickstitch-aggregator --config aggregator.toml";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn a_config_file_overrides_defaults_and_unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "[server]\nport = 9999\n[auth]\nedge_secret = \"0123456789abcdef\"\noperator_token = \"0123456789abcdef\"\n")?;
+            let s = Settings::load(Some(Path::new("a.toml"))).expect("valid");
+            assert_eq!(s.server.port, 9999);
+            assert_eq!(s.clickhouse.database, "clickstitch");
+            assert!(s.secrets().is_ok());
+            jail.set_env("CLICKSTITCH_SERVER__PORT", "7777");
+            assert_eq!(
+                Settings::load(Some(Path::new("a.toml")))
+                    .expect("valid")
+                    .server
+                    .port,
+                7777
+            );
+            jail.create_file("b.toml", "[server]\nprot = 1\n")?;
+            assert!(Settings::load(Some(Path::new("b.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn short_or_missing_secrets_are_refused_and_never_printed() {
+        let mut s = Settings::default();
+        assert!(s.secrets().is_err());
+        s.auth.edge_secret = Some(SecretString::from("short"));
+        s.auth.operator_token = Some(SecretString::from("0123456789abcdef"));
+        assert!(s.secrets().is_err());
+        s.auth.edge_secret = Some(SecretString::from("super-secret-value-1"));
+        assert!(!format!("{s:?}").contains("super-secret-value-1"));
+    }
+}

@@ -1,0 +1,150 @@
+//! The one error type of the HTTP API. Every failure becomes a JSON body
+//! `{"error": code, "message": text, "details": [...]}` with a fitting
+//! status; 503 (with `Retry-After`) only for failures worth retrying.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::catalog::CatalogError;
+use crate::store::StoreError;
+
+/// One problem with one field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Field name (JSON path).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong credentials.
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The body is not JSON or not of the expected shape.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Wrong `Content-Type`.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The body is too large.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Well-formed, but fields are invalid.
+    #[error("request is invalid")]
+    Validation(Vec<Problem>),
+    /// Contradicts existing data.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage is unavailable: nothing was stored, retry later.
+    #[error("storage unavailable, nothing was stored; retry later")]
+    Unavailable,
+    /// Anything else (details are logged, not returned).
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
+    details: &'a [Problem],
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(detail = %detail, "internal error");
+        }
+        let details: &[Problem] = match &self {
+            ApiError::Validation(p) => p,
+            _ => &[],
+        };
+        let body = Body {
+            error: code,
+            message: self.to_string(),
+            details,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() {
+            tracing::warn!(error = %e, "storage unavailable");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound(what) => ApiError::Validation(vec![Problem::new(
+                what.replace(' ', "_") + "_id",
+                format!("{what} not found"),
+            )]),
+            CatalogError::Conflict(m) => ApiError::Conflict(m),
+            CatalogError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as R;
+        match r {
+            R::JsonDataError(e) => ApiError::Validation(vec![Problem::new("body", e.body_text())]),
+            R::JsonSyntaxError(e) => ApiError::BadRequest(e.body_text()),
+            R::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            R::BytesRejection(_) => ApiError::PayloadTooLarge,
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}

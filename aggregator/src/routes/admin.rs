@@ -1,0 +1,259 @@
+//! `/admin/v1/*`: operators create brands, affiliates, campaigns and links.
+//!
+//! Request DTOs live here and are parsed into the catalogue's `New*` types,
+//! collecting every field problem into one 422.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use clickstitch_shared::geo::{JurisdictionProfile, LinkGeoRules};
+use clickstitch_shared::ip::IpStorage;
+use clickstitch_shared::{AffiliateId, BrandId, CampaignId, LinkTemplate, ShortCode};
+
+use crate::auth::Operator;
+use crate::catalog::{
+    country_set, Affiliate, Brand, Campaign, Link, Name, NewAffiliate, NewBrand, NewCampaign,
+    NewLink,
+};
+use crate::error::{ApiError, Problem};
+use crate::startup::AppState;
+
+/// JSON body extractor whose rejections are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}
+
+impl<T> std::fmt::Debug for ApiJson<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiJson(..)")
+    }
+}
+
+/// Collects field problems while parsing a DTO.
+#[derive(Default)]
+struct Fields(Vec<Problem>);
+
+impl Fields {
+    fn take<T, E: ToString>(&mut self, field: &str, r: Result<T, E>) -> Option<T> {
+        r.map_err(|e| self.0.push(Problem::new(field, e.to_string())))
+            .ok()
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, ApiError> {
+        match value {
+            Some(v) if self.0.is_empty() => Ok(v),
+            _ => Err(ApiError::Validation(self.0)),
+        }
+    }
+}
+
+/// `POST /admin/v1/brands` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBrand {
+    name: String,
+    jurisdiction: CreateJurisdiction,
+    #[serde(default)]
+    ip_storage: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateJurisdiction {
+    name: String,
+    #[serde(default)]
+    restricted_countries: Vec<String>,
+    #[serde(default)]
+    block_unknown_country: Option<bool>,
+}
+
+/// Creates a brand.
+pub async fn create_brand(
+    _op: Operator,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateBrand>,
+) -> Result<(StatusCode, Json<Brand>), ApiError> {
+    let mut f = Fields::default();
+    let name = f.take("name", Name::parse(&body.name));
+    let jname = f.take("jurisdiction.name", Name::parse(&body.jurisdiction.name));
+    let restricted = f.take(
+        "jurisdiction.restricted_countries",
+        country_set(&body.jurisdiction.restricted_countries),
+    );
+    let ip_storage = f.take(
+        "ip_storage",
+        match body.ip_storage.as_deref() {
+            None | Some("full") => Ok(IpStorage::Full),
+            Some("truncated") => Ok(IpStorage::Truncated),
+            Some(other) => Err(format!("must be \"full\" or \"truncated\", got {other:?}")),
+        },
+    );
+    let new = (|| {
+        Some(NewBrand {
+            name: name?,
+            jurisdiction: JurisdictionProfile {
+                name: jname?.to_string(),
+                restricted_countries: restricted?,
+                block_unknown_country: body.jurisdiction.block_unknown_country.unwrap_or(true),
+            },
+            ip_storage: ip_storage?,
+        })
+    })();
+    let new = f.finish(new)?;
+    let brand = state.catalog().create_brand(new).await?;
+    Ok((StatusCode::CREATED, Json(brand)))
+}
+
+/// Lists brands.
+pub async fn list_brands(_op: Operator, State(state): State<AppState>) -> Json<Vec<Brand>> {
+    Json(state.catalog().brands())
+}
+
+/// `POST /admin/v1/affiliates` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAffiliate {
+    name: String,
+    #[serde(default)]
+    parent_affiliate_id: Option<String>,
+}
+
+/// Creates an affiliate (a sub-affiliate when a parent is given).
+pub async fn create_affiliate(
+    _op: Operator,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateAffiliate>,
+) -> Result<(StatusCode, Json<Affiliate>), ApiError> {
+    let mut f = Fields::default();
+    let name = f.take("name", Name::parse(&body.name));
+    let parent = match body.parent_affiliate_id.as_deref() {
+        None => Some(None),
+        Some(p) => f
+            .take("parent_affiliate_id", AffiliateId::parse(p))
+            .map(Some),
+    };
+    let new = (|| {
+        Some(NewAffiliate {
+            name: name?,
+            parent_id: parent?,
+        })
+    })();
+    let affiliate = state.catalog().create_affiliate(f.finish(new)?).await?;
+    Ok((StatusCode::CREATED, Json(affiliate)))
+}
+
+/// Lists affiliates.
+pub async fn list_affiliates(_op: Operator, State(state): State<AppState>) -> Json<Vec<Affiliate>> {
+    Json(state.catalog().affiliates())
+}
+
+/// `POST /admin/v1/campaigns` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaign {
+    brand_id: String,
+    name: String,
+}
+
+/// Creates a campaign.
+pub async fn create_campaign(
+    _op: Operator,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateCampaign>,
+) -> Result<(StatusCode, Json<Campaign>), ApiError> {
+    let mut f = Fields::default();
+    let brand_id = f.take("brand_id", BrandId::parse(&body.brand_id));
+    let name = f.take("name", Name::parse(&body.name));
+    let new = (|| {
+        Some(NewCampaign {
+            brand_id: brand_id?,
+            name: name?,
+        })
+    })();
+    let campaign = state.catalog().create_campaign(f.finish(new)?).await?;
+    Ok((StatusCode::CREATED, Json(campaign)))
+}
+
+/// Lists campaigns.
+pub async fn list_campaigns(_op: Operator, State(state): State<AppState>) -> Json<Vec<Campaign>> {
+    Json(state.catalog().campaigns())
+}
+
+/// `POST /admin/v1/links` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    brand_id: String,
+    affiliate_id: String,
+    campaign_id: String,
+    destination_template: String,
+    #[serde(default)]
+    allowed_countries: Vec<String>,
+    #[serde(default)]
+    blocked_countries: Vec<String>,
+}
+
+/// A link as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct LinkResponse {
+    #[serde(flatten)]
+    link: Link,
+}
+
+/// Creates a link with a fresh code.
+pub async fn create_link(
+    _op: Operator,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateLink>,
+) -> Result<(StatusCode, Json<LinkResponse>), ApiError> {
+    let mut f = Fields::default();
+    let brand_id = f.take("brand_id", BrandId::parse(&body.brand_id));
+    let owner_id = f.take("affiliate_id", AffiliateId::parse(&body.affiliate_id));
+    let campaign_id = f.take("campaign_id", CampaignId::parse(&body.campaign_id));
+    let destination = f.take(
+        "destination_template",
+        LinkTemplate::parse(&body.destination_template),
+    );
+    let allowed = f.take("allowed_countries", country_set(&body.allowed_countries));
+    let blocked = f.take("blocked_countries", country_set(&body.blocked_countries));
+    let new = (|| {
+        Some(NewLink {
+            brand_id: brand_id?,
+            owner_id: owner_id?,
+            campaign_id: campaign_id?,
+            destination: destination?,
+            geo: LinkGeoRules {
+                allowed_countries: allowed?,
+                blocked_countries: blocked?,
+            },
+        })
+    })();
+    let link = state.catalog().create_link(f.finish(new)?).await?;
+    Ok((StatusCode::CREATED, Json(LinkResponse { link })))
+}
+
+/// Reads one link.
+pub async fn get_link(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Json<LinkResponse>, ApiError> {
+    let code = ShortCode::parse(&code).map_err(|_| ApiError::NotFound("link"))?;
+    let link = state
+        .catalog()
+        .link(&code)
+        .ok_or(ApiError::NotFound("link"))?;
+    Ok(Json(LinkResponse { link }))
+}

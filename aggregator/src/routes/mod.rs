@@ -1,0 +1,7 @@
+//! HTTP routes, one module per resource. Handlers parse (DTO → domain type),
+//! call the domain, and map results to responses; no SQL here.
+
+pub mod admin;
+pub mod clicks;
+pub mod edge_links;
+pub mod health;

@@ -1,0 +1,219 @@
+//! Wiring: builds the application from settings (migrate, load the
+//! catalogue, start the click writer, bind the listener) and runs it until a
+//! shutdown signal, then flushes everything accepted before returning.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::catalog::Catalog;
+use crate::config::{IngestSettings, Secrets, Settings};
+use crate::ingest::TimePolicy;
+use crate::routes::{admin, clicks, edge_links, health};
+use crate::store::writer::{ClickWriter, WriterTask};
+use crate::store::Store;
+
+/// Shared state of all handlers.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    catalog: Catalog,
+    writer: ClickWriter,
+    secrets: Secrets,
+    ingest: IngestSettings,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(
+        store: Store,
+        catalog: Catalog,
+        writer: ClickWriter,
+        secrets: Secrets,
+        ingest: IngestSettings,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            catalog,
+            writer,
+            secrets,
+            ingest,
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The catalogue.
+    pub fn catalog(&self) -> &Catalog {
+        &self.0.catalog
+    }
+
+    /// The click writer.
+    pub fn writer(&self) -> &ClickWriter {
+        &self.0.writer
+    }
+
+    /// The secrets.
+    pub fn secrets(&self) -> &Secrets {
+        &self.0.secrets
+    }
+
+    /// Time limits for records arriving at `now_ms`.
+    pub fn time_policy(&self, now_ms: u64) -> TimePolicy {
+        TimePolicy {
+            now_ms,
+            max_age_ms: self.0.ingest.max_click_age_hours * 3_600_000,
+            max_future_ms: self.0.ingest.max_click_future_secs * 1000,
+        }
+    }
+}
+
+/// Every route.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let admin = Router::new()
+        .route("/brands", post(admin::create_brand).get(admin::list_brands))
+        .route(
+            "/affiliates",
+            post(admin::create_affiliate).get(admin::list_affiliates),
+        )
+        .route(
+            "/campaigns",
+            post(admin::create_campaign).get(admin::list_campaigns),
+        )
+        .route("/links", post(admin::create_link))
+        .route("/links/{code}", get(admin::get_link));
+    let edge = Router::new()
+        .route("/clicks", post(clicks::ingest_clicks))
+        .route("/links/{code}", get(edge_links::link_definition));
+    Router::new()
+        .route("/health", get(health::health))
+        .nest("/admin/v1", admin)
+        .nest("/edge/v1", edge)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(RequestDecompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A built, bound, not yet serving application.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+    writer_task: WriterTask,
+    max_body_bytes: usize,
+}
+
+impl Application {
+    /// Migrates ClickHouse (waiting for it up to `startup_wait_secs`), loads
+    /// the catalogue, starts the writer and binds the port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let secrets = settings.secrets()?;
+        let ch = settings.clickhouse.store_config();
+        let wait = Duration::from_secs(settings.clickhouse.startup_wait_secs);
+        let started = tokio::time::Instant::now();
+        loop {
+            match Store::migrate(&ch).await {
+                Ok(applied) => {
+                    tracing::info!(?applied, "ClickHouse schema up to date");
+                    break;
+                }
+                Err(e) if e.is_retryable() && started.elapsed() < wait => {
+                    tracing::warn!(error = %e, "waiting for ClickHouse");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e).context("migrating ClickHouse"),
+            }
+        }
+        let store = Store::new(&ch);
+        let catalog = Catalog::load(store.clone())
+            .await
+            .context("loading the catalogue")?;
+        let (writer, writer_task) =
+            ClickWriter::spawn(store.clone(), settings.ingest.writer_config());
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr()?.port();
+        let state = AppState::new(store, catalog, writer, secrets, settings.ingest.clone());
+        Ok(Self {
+            listener,
+            port,
+            state,
+            writer_task,
+            max_body_bytes: settings.server.max_body_bytes,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish
+    /// and flushes every accepted click before returning.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            writer_task,
+            max_body_bytes,
+            port,
+        } = self;
+        tracing::info!(port, "aggregator listening");
+        let app = router(state, max_body_bytes);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        tracing::info!("HTTP stopped; flushing pending clicks");
+        writer_task.finished().await;
+        tracing::info!("aggregator stopped");
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,136 @@
+//! Versioned, idempotent schema migrations, applied at startup.
+//!
+//! Each migration is a `.sql` file under `aggregator/migrations/`, compiled in.
+//! Every statement is written to be safe to run twice (`IF NOT EXISTS`), so
+//! two aggregators starting at once cannot break each other; applied versions
+//! are recorded in `schema_migrations`. The SQL runs on ClickHouse 18.16 and
+//! on current releases (checked by `scripts/check-clickhouse-sql.py`).
+
+use super::StoreError;
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Increasing version number (the file's numeric prefix).
+    pub version: u32,
+    /// Short name (the rest of the file name).
+    pub name: &'static str,
+    /// The statements, separated by `;` at the end of a line.
+    pub sql: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalogue",
+        sql: include_str!("../../migrations/0001_catalogue.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "clicks",
+        sql: include_str!("../../migrations/0002_clicks.sql"),
+    },
+];
+
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
+    (version UInt32, name String, applied_at DateTime) \
+    ENGINE = ReplacingMergeTree() ORDER BY version";
+
+/// Splits a migration into statements: `--` comment lines dropped, split on
+/// `;` at the end of a line.
+pub fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            let stmt = current.trim().trim_end_matches(';').trim().to_owned();
+            out.push(stmt);
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+/// Whether `name` is a plain identifier (the database name is spliced into SQL).
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
+}
+
+/// Creates `database` if needed and applies the migrations it lacks.
+/// Returns the versions applied by this call.
+pub async fn run(server: &clickhouse::Client, database: &str) -> Result<Vec<u32>, StoreError> {
+    if !is_identifier(database) {
+        return Err(StoreError::Rejected(format!(
+            "database name {database:?} must match [A-Za-z_][A-Za-z0-9_]*"
+        )));
+    }
+    server
+        .query_raw(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
+        .execute()
+        .await?;
+    let db = server.clone().with_database(database);
+    db.query_raw(MIGRATIONS_TABLE).execute().await?;
+    let applied: Vec<u32> = db
+        .query_raw("SELECT version FROM schema_migrations FINAL")
+        .fetch_all()
+        .await?;
+
+    let mut newly = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        for stmt in statements(m.sql) {
+            db.query_raw(&stmt).execute().await?;
+        }
+        db.query_raw(&format!(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ({}, '{}', now())",
+            m.version, m.name
+        ))
+        .execute()
+        .await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        newly.push(m.version);
+    }
+    Ok(newly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_split_into_statements() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+            let stmts = statements(m.sql);
+            assert!(!stmts.is_empty());
+            assert!(stmts
+                .iter()
+                .all(|s| !s.ends_with(';') && !s.starts_with("--")));
+            assert!(
+                stmts.iter().all(|s| s.contains("IF NOT EXISTS")),
+                "{}",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn only_plain_identifiers_are_accepted_as_database_names() {
+        assert!(is_identifier("clickstitch_test_1"));
+        assert!(!is_identifier("x; DROP TABLE clicks"));
+        assert!(!is_identifier("1abc"));
+        assert!(!is_identifier(""));
+    }
+}

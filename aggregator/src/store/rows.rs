@@ -1,0 +1,374 @@
+//! Table rows, field for field as in the migrations, and their mapping from
+//! and to domain types. RowBinary is positional: the field order here must
+//! match the column list the `clickhouse` crate derives from these structs;
+//! the store integration tests read back every field to prove it.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use clickstitch_shared::bot::{BotReason, BotVerdict};
+use clickstitch_shared::geo::{GeoBlockReason, JurisdictionProfile, LinkGeoRules};
+use clickstitch_shared::ip::IpStorage;
+use clickstitch_shared::{AffiliateId, BrandId, CampaignId, Click, CountryCode, GeoBlock};
+use clickstitch_shared::{LinkTemplate, ShortCode};
+
+use crate::catalog::{Affiliate, Brand, Campaign, Link, Name};
+
+/// `clicks` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct ClickRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub click_id: Uuid,
+    pub clicked_at: u32,
+    pub clicked_at_ms: u64,
+    pub received_at: u32,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub affiliate_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid::option")]
+    pub sub_affiliate_id: Option<Uuid>,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub campaign_id: Uuid,
+    pub link_code: String,
+    pub sub1: String,
+    pub sub2: String,
+    pub sub3: String,
+    pub sub4: String,
+    pub sub5: String,
+    pub country: [u8; 2],
+    pub region: String,
+    pub city: String,
+    pub asn: u32,
+    pub colo: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub referrer: String,
+    pub accept_language: String,
+    pub device_fingerprint: String,
+    pub identity_hash: String,
+    pub is_bot: u8,
+    pub bot_reason: i8,
+    pub is_duplicate: u8,
+}
+
+/// `Enum8` value of a bot verdict (`none` = 0 for humans).
+pub fn bot_reason_code(verdict: BotVerdict) -> i8 {
+    match verdict {
+        BotVerdict::Human => 0,
+        BotVerdict::Bot(BotReason::KnownBot) => 1,
+        BotVerdict::Bot(BotReason::HeadRequest) => 2,
+        BotVerdict::Bot(BotReason::EmptyUserAgent) => 3,
+        BotVerdict::Bot(BotReason::LinkPreview) => 4,
+    }
+}
+
+fn country_bytes(c: CountryCode) -> [u8; 2] {
+    let b = c.as_str().as_bytes();
+    [b[0], b[1]]
+}
+
+fn ms_to_secs(ms: u64) -> u32 {
+    u32::try_from(ms / 1000).unwrap_or(u32::MAX)
+}
+
+impl ClickRow {
+    /// Maps a validated click; `received_at` is the aggregator's clock (s).
+    pub fn from_click(c: Click, received_at: u32) -> Self {
+        let [sub1, sub2, sub3, sub4, sub5] = c.sub_ids.as_strs().map(str::to_owned);
+        let ms = c.clicked_at_ms();
+        ClickRow {
+            click_id: c.click_id.as_uuid(),
+            clicked_at: ms_to_secs(ms),
+            clicked_at_ms: ms,
+            received_at,
+            brand_id: c.brand_id.as_uuid(),
+            affiliate_id: c.affiliate_id.as_uuid(),
+            sub_affiliate_id: c.sub_affiliate_id.map(|a| a.as_uuid()),
+            campaign_id: c.campaign_id.as_uuid(),
+            link_code: c.link_code.to_string(),
+            sub1,
+            sub2,
+            sub3,
+            sub4,
+            sub5,
+            country: country_bytes(c.country),
+            region: c.region,
+            city: c.city,
+            asn: c.asn,
+            colo: c.colo,
+            ip: c.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent: c.user_agent,
+            referrer: c.referrer,
+            accept_language: c.accept_language,
+            device_fingerprint: c.device_fingerprint.to_string(),
+            identity_hash: c.identity_hash.to_string(),
+            is_bot: u8::from(c.bot.is_bot()),
+            bot_reason: bot_reason_code(c.bot),
+            is_duplicate: u8::from(c.is_duplicate),
+        }
+    }
+}
+
+/// `geo_blocked_clicks` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct GeoBlockRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    pub blocked_at: u32,
+    pub blocked_at_ms: u64,
+    pub received_at: u32,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub affiliate_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub campaign_id: Uuid,
+    pub link_code: String,
+    pub country: [u8; 2],
+    pub reason: i8,
+}
+
+impl GeoBlockRow {
+    /// Maps a validated geo block.
+    pub fn from_block(g: GeoBlock, received_at: u32) -> Self {
+        let ms = g.event_id.timestamp_ms();
+        GeoBlockRow {
+            event_id: g.event_id.as_uuid(),
+            blocked_at: ms_to_secs(ms),
+            blocked_at_ms: ms,
+            received_at,
+            brand_id: g.brand_id.as_uuid(),
+            affiliate_id: g.affiliate_id.as_uuid(),
+            campaign_id: g.campaign_id.as_uuid(),
+            link_code: g.link_code.to_string(),
+            country: country_bytes(g.country),
+            reason: match g.reason {
+                GeoBlockReason::JurisdictionRestricted => 1,
+                GeoBlockReason::LinkBlocked => 2,
+                GeoBlockReason::NotInLinkAllowList => 3,
+                GeoBlockReason::UnknownCountry => 4,
+            },
+        }
+    }
+}
+
+/// A stored row that no longer parses into its domain type.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {table} row {key} is invalid: {message}")]
+pub struct CorruptRow {
+    table: &'static str,
+    key: String,
+    message: String,
+}
+
+fn corrupt(table: &'static str, key: impl ToString, message: impl ToString) -> CorruptRow {
+    CorruptRow {
+        table,
+        key: key.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn countries(list: &[[u8; 2]]) -> Result<std::collections::BTreeSet<CountryCode>, String> {
+    list.iter()
+        .map(|b| {
+            std::str::from_utf8(b)
+                .map_err(|e| e.to_string())
+                .and_then(|s| CountryCode::parse(s).map_err(|e| e.to_string()))
+        })
+        .collect()
+}
+
+fn country_list(set: &std::collections::BTreeSet<CountryCode>) -> Vec<[u8; 2]> {
+    set.iter().copied().map(country_bytes).collect()
+}
+
+/// `brands` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct BrandRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    pub name: String,
+    pub jurisdiction_name: String,
+    pub restricted_countries: Vec<[u8; 2]>,
+    pub block_unknown_country: u8,
+    pub ip_storage: i8,
+    pub created_at: u32,
+    pub version: u64,
+}
+
+impl From<&Brand> for BrandRow {
+    fn from(b: &Brand) -> Self {
+        BrandRow {
+            brand_id: b.id.as_uuid(),
+            name: b.name.to_string(),
+            jurisdiction_name: b.jurisdiction.name.clone(),
+            restricted_countries: country_list(&b.jurisdiction.restricted_countries),
+            block_unknown_country: u8::from(b.jurisdiction.block_unknown_country),
+            ip_storage: match b.ip_storage {
+                IpStorage::Full => 1,
+                IpStorage::Truncated => 2,
+            },
+            created_at: b.created_at,
+            version: b.version,
+        }
+    }
+}
+
+impl TryFrom<BrandRow> for Brand {
+    type Error = CorruptRow;
+    fn try_from(r: BrandRow) -> Result<Self, CorruptRow> {
+        let key = r.brand_id;
+        Ok(Brand {
+            id: BrandId::from(r.brand_id),
+            name: Name::parse(&r.name).map_err(|e| corrupt("brands", key, e))?,
+            jurisdiction: JurisdictionProfile {
+                name: r.jurisdiction_name,
+                restricted_countries: countries(&r.restricted_countries)
+                    .map_err(|e| corrupt("brands", key, e))?,
+                block_unknown_country: r.block_unknown_country != 0,
+            },
+            ip_storage: match r.ip_storage {
+                2 => IpStorage::Truncated,
+                _ => IpStorage::Full,
+            },
+            created_at: r.created_at,
+            version: r.version,
+        })
+    }
+}
+
+/// `affiliates` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct AffiliateRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub affiliate_id: Uuid,
+    pub name: String,
+    #[serde(with = "clickhouse::serde::uuid::option")]
+    pub parent_affiliate_id: Option<Uuid>,
+    pub created_at: u32,
+    pub version: u64,
+}
+
+impl From<&Affiliate> for AffiliateRow {
+    fn from(a: &Affiliate) -> Self {
+        AffiliateRow {
+            affiliate_id: a.id.as_uuid(),
+            name: a.name.to_string(),
+            parent_affiliate_id: a.parent_id.map(|p| p.as_uuid()),
+            created_at: a.created_at,
+            version: a.version,
+        }
+    }
+}
+
+impl TryFrom<AffiliateRow> for Affiliate {
+    type Error = CorruptRow;
+    fn try_from(r: AffiliateRow) -> Result<Self, CorruptRow> {
+        Ok(Affiliate {
+            id: AffiliateId::from(r.affiliate_id),
+            name: Name::parse(&r.name).map_err(|e| corrupt("affiliates", r.affiliate_id, e))?,
+            parent_id: r.parent_affiliate_id.map(AffiliateId::from),
+            created_at: r.created_at,
+            version: r.version,
+        })
+    }
+}
+
+/// `campaigns` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct CampaignRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub campaign_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    pub name: String,
+    pub created_at: u32,
+    pub version: u64,
+}
+
+impl From<&Campaign> for CampaignRow {
+    fn from(c: &Campaign) -> Self {
+        CampaignRow {
+            campaign_id: c.id.as_uuid(),
+            brand_id: c.brand_id.as_uuid(),
+            name: c.name.to_string(),
+            created_at: c.created_at,
+            version: c.version,
+        }
+    }
+}
+
+impl TryFrom<CampaignRow> for Campaign {
+    type Error = CorruptRow;
+    fn try_from(r: CampaignRow) -> Result<Self, CorruptRow> {
+        Ok(Campaign {
+            id: CampaignId::from(r.campaign_id),
+            brand_id: BrandId::from(r.brand_id),
+            name: Name::parse(&r.name).map_err(|e| corrupt("campaigns", r.campaign_id, e))?,
+            created_at: r.created_at,
+            version: r.version,
+        })
+    }
+}
+
+/// `links` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct LinkRow {
+    pub link_code: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub owner_affiliate_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub campaign_id: Uuid,
+    pub destination_template: String,
+    pub allowed_countries: Vec<[u8; 2]>,
+    pub blocked_countries: Vec<[u8; 2]>,
+    pub is_active: u8,
+    pub created_at: u32,
+    pub version: u64,
+}
+
+impl From<&Link> for LinkRow {
+    fn from(l: &Link) -> Self {
+        LinkRow {
+            link_code: l.code.to_string(),
+            brand_id: l.brand_id.as_uuid(),
+            owner_affiliate_id: l.owner_id.as_uuid(),
+            campaign_id: l.campaign_id.as_uuid(),
+            destination_template: l.destination.to_string(),
+            allowed_countries: country_list(&l.geo.allowed_countries),
+            blocked_countries: country_list(&l.geo.blocked_countries),
+            is_active: u8::from(l.active),
+            created_at: l.created_at,
+            version: l.version,
+        }
+    }
+}
+
+impl TryFrom<LinkRow> for Link {
+    type Error = CorruptRow;
+    fn try_from(r: LinkRow) -> Result<Self, CorruptRow> {
+        let key = r.link_code.clone();
+        let bad = |e: String| corrupt("links", &key, e);
+        Ok(Link {
+            code: ShortCode::parse(&r.link_code).map_err(|e| bad(e.to_string()))?,
+            brand_id: BrandId::from(r.brand_id),
+            owner_id: AffiliateId::from(r.owner_affiliate_id),
+            campaign_id: CampaignId::from(r.campaign_id),
+            destination: LinkTemplate::parse(&r.destination_template)
+                .map_err(|e| bad(e.to_string()))?,
+            geo: LinkGeoRules {
+                allowed_countries: countries(&r.allowed_countries).map_err(bad)?,
+                blocked_countries: countries(&r.blocked_countries)
+                    .map_err(|e| corrupt("links", &r.link_code, e))?,
+            },
+            active: r.is_active != 0,
+            created_at: r.created_at,
+            version: r.version,
+        })
+    }
+}

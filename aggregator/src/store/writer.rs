@@ -1,0 +1,199 @@
+//! Group commit of click batches into ClickHouse.
+//!
+//! Request handlers hand their validated rows to [`ClickWriter::write`] and
+//! wait. One background task gathers rows from many requests until
+//! `max_rows` are pending or `max_delay` has passed since the first of them,
+//! then writes them as one RowBinary `INSERT` per table, and only when
+//! ClickHouse has answered 200 for all of them tells every waiting request
+//! "durable". A failure is reported to every request of the group, so
+//! nothing is acknowledged that is not stored. Up to `max_in_flight` groups
+//! are written concurrently; beyond that the channel fills and callers wait
+//! (backpressure). Dropping every [`ClickWriter`] drains and flushes what is
+//! pending, which is how shutdown keeps what it has accepted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::rows::{ClickRow, GeoBlockRow};
+use super::{retry, Store, StoreError};
+
+/// Batching limits.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Flush once this many rows are pending.
+    pub max_rows: usize,
+    /// Flush at the latest this long after the first pending row arrived.
+    pub max_delay: Duration,
+    /// Concurrent INSERT groups.
+    pub max_in_flight: usize,
+    /// Attempts per group before the error is reported (1 = no retry).
+    pub attempts: u32,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 100_000,
+            max_delay: Duration::from_millis(50),
+            max_in_flight: 2,
+            attempts: 3,
+        }
+    }
+}
+
+/// Rows of one request.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// Rows for `clicks`.
+    pub clicks: Vec<ClickRow>,
+    /// Rows for `geo_blocked_clicks`.
+    pub geo_blocks: Vec<GeoBlockRow>,
+}
+
+impl WriteBatch {
+    fn len(&self) -> usize {
+        self.clicks.len() + self.geo_blocks.len()
+    }
+}
+
+struct Pending {
+    batch: WriteBatch,
+    ack: oneshot::Sender<Result<(), Arc<StoreError>>>,
+}
+
+/// Handle to the writer task; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ClickWriter {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("rows", &self.batch.len())
+            .finish()
+    }
+}
+
+/// Completes when the writer has flushed everything and stopped.
+#[derive(Debug)]
+pub struct WriterTask(tokio::task::JoinHandle<()>);
+
+impl WriterTask {
+    /// Waits for the final flush (all [`ClickWriter`]s must be dropped).
+    pub async fn finished(self) {
+        if let Err(e) = self.0.await {
+            tracing::error!(error = %e, "click writer task failed");
+        }
+    }
+}
+
+impl ClickWriter {
+    /// Starts the writer task.
+    pub fn spawn(store: Store, config: WriterConfig) -> (ClickWriter, WriterTask) {
+        let (tx, rx) = mpsc::channel(1024);
+        let task = tokio::spawn(run(store, config, rx));
+        (ClickWriter { tx }, WriterTask(task))
+    }
+
+    /// Writes the rows; returns once they are durable in ClickHouse.
+    pub async fn write(&self, batch: WriteBatch) -> Result<(), Arc<StoreError>> {
+        if batch.len() == 0 {
+            return Ok(());
+        }
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Pending { batch, ack })
+            .await
+            .map_err(|_| Arc::new(StoreError::ShutDown))?;
+        done.await.map_err(|_| Arc::new(StoreError::ShutDown))?
+    }
+}
+
+async fn run(store: Store, config: WriterConfig, mut rx: mpsc::Receiver<Pending>) {
+    let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+    let mut in_flight = JoinSet::new();
+    while let Some(first) = rx.recv().await {
+        let deadline = Instant::now() + config.max_delay;
+        let mut rows = first.batch.len();
+        let mut group = vec![first];
+        while rows < config.max_rows {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(p) => {
+                        rows += p.batch.len();
+                        group.push(p);
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        // Reap finished groups so the set does not grow.
+        while in_flight.try_join_next().is_some() {}
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let store = store.clone();
+        let attempts = config.attempts.max(1);
+        in_flight.spawn(async move {
+            let result = write_group(&store, &group, attempts).await;
+            let result = result.map_err(Arc::new);
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, rows, requests = group.len(), "click group not stored");
+            } else {
+                tracing::debug!(rows, requests = group.len(), "click group stored");
+            }
+            for p in group {
+                let _ = p.ack.send(result.clone());
+            }
+            drop(permit);
+        });
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+async fn write_group(store: &Store, group: &[Pending], attempts: u32) -> Result<(), StoreError> {
+    let mut attempt = 0;
+    loop {
+        match insert_group(store, group).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retryable() && attempt + 1 < attempts => {
+                tokio::time::sleep(retry::backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn insert_group(store: &Store, group: &[Pending]) -> Result<(), StoreError> {
+    let timeout = Some(store.timeout());
+    if group.iter().any(|p| !p.batch.clicks.is_empty()) {
+        let mut insert = store
+            .client()
+            .insert::<ClickRow>("clicks")
+            .await?
+            .with_timeouts(timeout, timeout);
+        for row in group.iter().flat_map(|p| &p.batch.clicks) {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+    }
+    if group.iter().any(|p| !p.batch.geo_blocks.is_empty()) {
+        let mut insert = store
+            .client()
+            .insert::<GeoBlockRow>("geo_blocked_clicks")
+            .await?
+            .with_timeouts(timeout, timeout);
+        for row in group.iter().flat_map(|p| &p.batch.geo_blocks) {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+    }
+    Ok(())
+}
