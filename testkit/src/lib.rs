@@ -1,1 +1,17 @@
-//! placeholder
+//! Test harness for Clickstitch integration tests.
+//!
+//! This crate owns the machinery that lets tests run against *real* services instead of mocks:
+//!
+//! * [`clickhouse`] — [`ClickHouseServer`], a real ClickHouse server in a temporary directory on
+//!   free ports (or an external one via `CLICKHOUSE_URL`), which can be stopped and restarted to
+//!   simulate outages and never outlives the test process.
+//! * [`net`] — free-port helpers and a tiny synchronous HTTP client.
+//!
+//! Everything here is synchronous and cheap to call; from async tests either call it directly
+//! (queries are fast) or wrap it in `tokio::task::spawn_blocking`.
+
+pub mod clickhouse;
+pub mod net;
+
+pub use clickhouse::{unique_database_name, ClickHouseServer};
+pub use net::{free_port, free_ports};
