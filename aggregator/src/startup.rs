@@ -181,6 +181,12 @@ impl Application {
         } = self;
         tracing::info!(port, "aggregator listening");
         let app = router(state, max_body_bytes);
+        let drainer = writer_task.drainer();
+        let shutdown = async move {
+            shutdown.await;
+            // Requests still in flight get their groups written at once.
+            drainer.drain_now();
+        };
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -81,12 +81,31 @@ impl std::fmt::Debug for Pending {
 
 /// Completes when the writer has flushed everything and stopped.
 #[derive(Debug)]
-pub struct WriterTask(tokio::task::JoinHandle<()>);
+pub struct WriterTask {
+    handle: tokio::task::JoinHandle<()>,
+    drain: Drainer,
+}
+
+/// Tells the writer to stop waiting for fuller groups (shutdown has begun).
+#[derive(Debug, Clone)]
+pub struct Drainer(Arc<watch::Sender<bool>>);
+
+impl Drainer {
+    /// From now on every group is flushed as soon as it is gathered.
+    pub fn drain_now(&self) {
+        self.0.send_replace(true);
+    }
+}
 
 impl WriterTask {
+    /// A handle to switch the writer to drain mode.
+    pub fn drainer(&self) -> Drainer {
+        self.drain.clone()
+    }
+
     /// Waits for the final flush (all [`ClickWriter`]s must be dropped).
     pub async fn finished(self) {
-        if let Err(e) = self.0.await {
+        if let Err(e) = self.handle.await {
             tracing::error!(error = %e, "click writer task failed");
         }
     }
@@ -96,8 +115,13 @@ impl ClickWriter {
     /// Starts the writer task.
     pub fn spawn(store: Store, config: WriterConfig) -> (ClickWriter, WriterTask) {
         let (tx, rx) = mpsc::channel(1024);
-        let task = tokio::spawn(run(store, config, rx));
-        (ClickWriter { tx }, WriterTask(task))
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let handle = tokio::spawn(run(store, config, rx, drain_rx));
+        let task = WriterTask {
+            handle,
+            drain: Drainer(Arc::new(drain_tx)),
+        };
+        (ClickWriter { tx }, task)
     }
 
     /// Writes the rows; returns once they are durable in ClickHouse.
@@ -114,15 +138,21 @@ impl ClickWriter {
     }
 }
 
-async fn run(store: Store, config: WriterConfig, mut rx: mpsc::Receiver<Pending>) {
+async fn run(
+    store: Store,
+    config: WriterConfig,
+    mut rx: mpsc::Receiver<Pending>,
+    mut drain: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
     let mut in_flight = JoinSet::new();
     while let Some(first) = rx.recv().await {
         let deadline = Instant::now() + config.max_delay;
         let mut rows = first.batch.len();
         let mut group = vec![first];
-        while rows < config.max_rows {
+        while rows < config.max_rows && !*drain.borrow() {
             tokio::select! {
+                _ = drain.changed() => break,
                 next = rx.recv() => match next {
                     Some(p) => {
                         rows += p.batch.len();

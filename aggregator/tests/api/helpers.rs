@@ -1,0 +1,327 @@
+//! `spawn_app()`: one aggregator per test, on port 0, with its own database
+//! on the shared ClickHouse server (or on a server of its own, for tests
+//! that stop ClickHouse).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use clickstitch_aggregator::config::Settings;
+use clickstitch_aggregator::startup::Application;
+use clickstitch_shared::{ClickIdGenerator, RawClick, RawGeoBlock};
+use clickstitch_testkit::clickhouse::{unique_database_name, ClickHouseServer};
+
+pub const EDGE_SECRET: &str = "test-edge-secret-0123456789";
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+
+/// Where the app's ClickHouse is.
+pub enum Ch {
+    Shared(&'static ClickHouseServer),
+    Own(ClickHouseServer),
+}
+
+impl Ch {
+    pub fn server(&self) -> &ClickHouseServer {
+        match self {
+            Ch::Shared(s) => s,
+            Ch::Own(s) => s,
+        }
+    }
+
+    pub fn own_mut(&mut self) -> &mut ClickHouseServer {
+        match self {
+            Ch::Own(s) => s,
+            Ch::Shared(_) => panic!("this test app uses the shared server"),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub database: String,
+    pub ch: Ch,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Options for [`spawn_app_with`].
+pub struct Options {
+    pub own_clickhouse: bool,
+    pub max_batch_delay_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            own_clickhouse: false,
+            max_batch_delay_ms: 20,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let ch = if options.own_clickhouse {
+        Ch::Own(
+            tokio::task::spawn_blocking(ClickHouseServer::start)
+                .await
+                .expect("join")
+                .expect("start a ClickHouse server"),
+        )
+    } else {
+        Ch::Shared(
+            tokio::task::spawn_blocking(ClickHouseServer::shared)
+                .await
+                .expect("join"),
+        )
+    };
+    let database = unique_database_name("agg_test");
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.clickhouse.url = ch.server().http_url();
+    settings.clickhouse.user = ch.server().user().to_owned();
+    settings.clickhouse.password = ch.server().password().to_owned().into();
+    settings.clickhouse.database = database.clone();
+    settings.clickhouse.timeout_ms = 5_000;
+    settings.clickhouse.startup_wait_secs = 5;
+    settings.ingest.max_batch_delay_ms = options.max_batch_delay_ms;
+    settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
+    settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
+
+    let app = Application::build(settings)
+        .await
+        .expect("build the application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        database,
+        ch,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+/// A brand, affiliate chain, campaign and link created through the admin API.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub brand_id: String,
+    pub affiliate_id: String,
+    pub campaign_id: String,
+    pub code: String,
+}
+
+impl TestApp {
+    /// Sends the shutdown signal and waits for the final flush.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("join").expect("clean shutdown");
+        }
+    }
+
+    pub async fn post_batch_raw(&self, body: String, token: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/edge/v1/clicks", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn post_batch(&self, clicks: &[RawClick], blocks: &[RawGeoBlock]) -> (u16, Value) {
+        let body = json!({"clicks": clicks, "geo_blocks": blocks}).to_string();
+        let r = self.post_batch_raw(body, Some(EDGE_SECRET)).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("json body"))
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/admin/v1/{path}", self.address))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("json body"))
+    }
+
+    pub async fn edge_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/edge/v1/{path}", self.address))
+            .bearer_auth(EDGE_SECRET)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Runs SQL in the app's database, returning the text result.
+    pub fn sql(&self, sql: &str) -> String {
+        self.ch
+            .server()
+            .query_in(&self.database, sql)
+            .expect("query")
+    }
+
+    pub fn count(&self, table_or_view: &str) -> u64 {
+        self.sql(&format!("SELECT count() FROM {table_or_view}"))
+            .trim()
+            .parse()
+            .expect("a count")
+    }
+
+    /// Creates a brand restricting US, a parent affiliate, a sub-affiliate,
+    /// a campaign, and a link owned by the sub-affiliate.
+    pub async fn seed(&self) -> Fixture {
+        let (s, brand) = self
+            .admin_post(
+                "brands",
+                json!({"name": "Lucky Casino", "jurisdiction": {"name": "MGA", "restricted_countries": ["US"]}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{brand}");
+        let (s, parent) = self
+            .admin_post("affiliates", json!({"name": "Master Affiliates Ltd"}))
+            .await;
+        assert_eq!(s, 201, "{parent}");
+        let (s, sub) = self
+            .admin_post(
+                "affiliates",
+                json!({"name": "Sub Publisher", "parent_affiliate_id": parent["affiliate_id"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{sub}");
+        let (s, campaign) = self
+            .admin_post(
+                "campaigns",
+                json!({"brand_id": brand["brand_id"], "name": "Welcome"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{campaign}");
+        let (s, link) = self
+            .admin_post(
+                "links",
+                json!({
+                    "brand_id": brand["brand_id"],
+                    "affiliate_id": sub["affiliate_id"],
+                    "campaign_id": campaign["campaign_id"],
+                    "destination_template": "https://lucky.example/join?cid={click_id}&s1={sub1}"
+                }),
+            )
+            .await;
+        assert_eq!(s, 201, "{link}");
+        Fixture {
+            brand_id: str_of(&brand["brand_id"]),
+            // Clicks name the root account and the owning sub-affiliate.
+            affiliate_id: str_of(&parent["affiliate_id"]),
+            campaign_id: str_of(&campaign["campaign_id"]),
+            code: str_of(&link["code"]),
+        }
+        .with_sub(str_of(&sub["affiliate_id"]))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v}"))
+        .to_owned()
+}
+
+thread_local! {
+    static SUB: std::cell::RefCell<std::collections::HashMap<String, String>> = Default::default();
+}
+
+impl Fixture {
+    fn with_sub(self, sub: String) -> Self {
+        SUB.with(|m| m.borrow_mut().insert(self.code.clone(), sub));
+        self
+    }
+
+    pub fn sub_affiliate_id(&self) -> String {
+        SUB.with(|m| m.borrow().get(&self.code).cloned())
+            .unwrap_or_default()
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// A complete, valid human click on the fixture's link.
+pub fn click(f: &Fixture, ids: &mut ClickIdGenerator, n: u8) -> RawClick {
+    let id = ids.next_id(now_ms(), [n; 10]);
+    RawClick {
+        click_id: id.to_string(),
+        clicked_at_ms: id.timestamp_ms(),
+        link_code: f.code.clone(),
+        brand_id: f.brand_id.clone(),
+        affiliate_id: f.affiliate_id.clone(),
+        sub_affiliate_id: f.sub_affiliate_id(),
+        campaign_id: f.campaign_id.clone(),
+        sub1: format!("fb{n}"),
+        sub2: "story".into(),
+        sub3: "ad-7".into(),
+        sub4: "x.y".into(),
+        sub5: "ünï".into(),
+        country: "DE".into(),
+        region: "Hessen".into(),
+        city: "Frankfurt am Main".into(),
+        asn: 3320,
+        colo: "FRA".into(),
+        ip: format!("203.0.113.{n}"),
+        user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0".into(),
+        referrer: "https://news.example/article?id=1".into(),
+        accept_language: "de-DE,de;q=0.9".into(),
+        device_fingerprint: format!("{:032x}", u128::from(n) * 7919),
+        identity_hash: format!("{:032x}", u128::from(n) * 104_729),
+        is_bot: false,
+        bot_reason: String::new(),
+        is_duplicate: false,
+    }
+}
+
+/// A geo block on the fixture's link.
+pub fn geo_block(f: &Fixture, ids: &mut ClickIdGenerator) -> RawGeoBlock {
+    let id = ids.next_id(now_ms(), [9; 10]);
+    RawGeoBlock {
+        event_id: id.to_string(),
+        blocked_at_ms: id.timestamp_ms(),
+        link_code: f.code.clone(),
+        brand_id: f.brand_id.clone(),
+        affiliate_id: f.affiliate_id.clone(),
+        campaign_id: f.campaign_id.clone(),
+        country: "US".into(),
+        reason: "jurisdiction_restricted".into(),
+    }
+}

@@ -1,0 +1,8 @@
+//! Aggregator integration tests: the real binary's router on a real port,
+//! against a real ClickHouse server started by the test harness (or the one
+//! `CLICKHOUSE_URL` points at).
+
+mod admin;
+mod clicks;
+mod health;
+mod helpers;
