@@ -18,7 +18,7 @@ use clickstitch_shared::{ClickBatch, RawClick, RawGeoBlock};
 #[serde(rename_all = "snake_case")]
 pub enum EdgeRecord {
     /// A human or bot click.
-    Click(RawClick),
+    Click(Box<RawClick>),
     /// A geo-blocked request.
     GeoBlock(RawGeoBlock),
 }
@@ -28,7 +28,7 @@ pub fn to_batch(records: impl IntoIterator<Item = EdgeRecord>) -> ClickBatch {
     let mut batch = ClickBatch::default();
     for r in records {
         match r {
-            EdgeRecord::Click(c) => batch.clicks.push(c),
+            EdgeRecord::Click(c) => batch.clicks.push(*c),
             EdgeRecord::GeoBlock(g) => batch.geo_blocks.push(g),
         }
     }

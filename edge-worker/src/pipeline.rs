@@ -193,7 +193,7 @@ impl Pipeline {
         });
         Outcome {
             answer: Answer::Redirect(location),
-            record: EdgeRecord::Click(RawClick::from(&click)),
+            record: EdgeRecord::Click(Box::new(RawClick::from(&click))),
         }
     }
 }
@@ -231,7 +231,9 @@ mod tests {
 
     fn click_of(o: &Outcome) -> Click {
         match &o.record {
-            EdgeRecord::Click(raw) => Click::try_from(raw.clone()).expect("edge records are valid"),
+            EdgeRecord::Click(raw) => {
+                Click::try_from((**raw).clone()).expect("edge records are valid")
+            }
             other => panic!("expected a click, got {other:?}"),
         }
     }
