@@ -119,10 +119,10 @@ mod tests {
     use super::*;
 
     fn rec(i: u64) -> EdgeRecord {
-        EdgeRecord::Click(RawClick {
+        EdgeRecord::Click(Box::new(RawClick {
             clicked_at_ms: i,
             ..Default::default()
-        })
+        }))
     }
 
     fn ms(r: &EdgeRecord) -> u64 {
