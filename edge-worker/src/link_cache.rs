@@ -10,6 +10,7 @@
 //! entries go first). Does no IO: the runtime fetches and calls `insert`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use clickstitch_shared::{LinkDefinition, ShortCode};
 
@@ -22,9 +23,9 @@ pub const NEGATIVE_TTL_MS: u64 = 10_000;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
     /// Serve this; no refresh needed.
-    Fresh(LinkDefinition),
+    Fresh(Arc<LinkDefinition>),
     /// Serve this, and refresh in the background.
-    Stale(LinkDefinition),
+    Stale(Arc<LinkDefinition>),
     /// Recently confirmed unknown: answer 404 without asking.
     KnownMissing,
     /// Never seen (or forgotten): fetch before answering.
@@ -33,7 +34,7 @@ pub enum Lookup {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    definition: Option<LinkDefinition>,
+    definition: Option<Arc<LinkDefinition>>,
     fetched_at_ms: u64,
 }
 
@@ -62,8 +63,8 @@ impl LinkCache {
         };
         let age = now_ms.saturating_sub(entry.fetched_at_ms);
         match &entry.definition {
-            Some(def) if age < self.fresh_for_ms => Lookup::Fresh(def.clone()),
-            Some(def) if age < KEEP_STALE_MS => Lookup::Stale(def.clone()),
+            Some(def) if age < self.fresh_for_ms => Lookup::Fresh(Arc::clone(def)),
+            Some(def) if age < KEEP_STALE_MS => Lookup::Stale(Arc::clone(def)),
             None if age < NEGATIVE_TTL_MS => Lookup::KnownMissing,
             _ => Lookup::Unknown,
         }
@@ -77,7 +78,7 @@ impl LinkCache {
         self.entries.insert(
             code,
             Entry {
-                definition,
+                definition: definition.map(Arc::new),
                 fetched_at_ms: now_ms,
             },
         );
@@ -136,9 +137,12 @@ pub(crate) mod tests {
         cache.insert(code("abcdefg1"), Some(def.clone()), 0);
         assert_eq!(
             cache.lookup(&code("abcdefg1"), 59_999),
-            Lookup::Fresh(def.clone())
+            Lookup::Fresh(Arc::new(def.clone()))
         );
-        assert_eq!(cache.lookup(&code("abcdefg1"), 60_000), Lookup::Stale(def));
+        assert_eq!(
+            cache.lookup(&code("abcdefg1"), 60_000),
+            Lookup::Stale(Arc::new(def))
+        );
         assert_eq!(
             cache.lookup(&code("abcdefg1"), KEEP_STALE_MS),
             Lookup::Unknown

@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
@@ -275,7 +276,7 @@ async fn resolve_unknown(
     ctx: &Context,
     config: &EdgeConfig,
     code: &ShortCode,
-) -> worker::Result<Option<LinkDefinition>> {
+) -> worker::Result<Option<Arc<LinkDefinition>>> {
     if let Some(cached) = cache_get(code).await {
         with_isolate(env, |s| {
             s.links.insert(
@@ -297,7 +298,7 @@ async fn resolve_unknown(
     }
     let def = fetch_definition(config, code).await?;
     remember(env, code, def.clone()).await?;
-    Ok(def)
+    Ok(def.map(Arc::new))
 }
 
 /// Background revalidation of a stale link; on failure the stale copy stays.
