@@ -12,6 +12,7 @@
 
 pub mod clickhouse;
 pub mod net;
+pub mod workerd;
 
 pub use clickhouse::{unique_database_name, ClickHouseServer};
 pub use net::{free_port, free_ports};
