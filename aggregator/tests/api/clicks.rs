@@ -84,7 +84,10 @@ async fn a_valid_batch_is_stored_with_every_field_intact() {
     let block = geo_block(&f, &mut ids);
 
     let (status, body) = app
-        .post_batch(&[human.clone(), bot.clone(), dup.clone()], std::slice::from_ref(&block))
+        .post_batch(
+            &[human.clone(), bot.clone(), dup.clone()],
+            std::slice::from_ref(&block),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], json!({"clicks": 3, "geo_blocks": 1}));
