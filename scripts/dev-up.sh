@@ -175,7 +175,10 @@ cat <<TXT
     curl -i -A '$UA' -H 'CF-IPCountry: US' 'http://127.0.0.1:$EDGE_PORT/$CODE'
 
   As a bot (curl's own user agent: 302 without a click id):
-    curl -i 'http://127.0.0.1:$EDGE_PORT/$CODE'
+    curl -i -H 'CF-IPCountry: DE' 'http://127.0.0.1:$EDGE_PORT/$CODE'
+
+  Without a country (unknown countries fail closed: 451):
+    curl -i -A '$UA' 'http://127.0.0.1:$EDGE_PORT/$CODE'
 
   The stored clicks (about a second later):
     clickhouse-client --port $CH_TCP_PORT --query "SELECT click_id, country, sub1, is_bot, bot_reason FROM clickstitch.clicks_unique ORDER BY clicked_at_ms"
