@@ -13,6 +13,7 @@
 pub mod clickhouse;
 pub mod net;
 pub mod workerd;
+pub mod wrangler;
 
 pub use clickhouse::{unique_database_name, ClickHouseServer};
 pub use net::{free_port, free_ports};

@@ -52,8 +52,8 @@ pub struct Stack {
     pub database: String,
     aggregator_port: u16,
     aggregator: Option<RunningAggregator>,
-    /// The edge worker under workerd.
-    pub workerd: Workerd,
+    /// The edge worker under workerd (absent for [`spawn_backend`]).
+    workerd: Option<Workerd>,
     /// A client that does not follow redirects.
     pub http: reqwest::Client,
     /// The demo link.
@@ -76,6 +76,23 @@ fn settings(ch: &ClickHouseServer, database: &str, port: u16) -> Settings {
 
 /// Builds the edge worker (once per process) and starts everything.
 pub async fn spawn_stack() -> anyhow::Result<Stack> {
+    let mut stack = spawn_backend().await?;
+    let config = tokio::task::spawn_blocking(WorkerdConfig::edge_worker).await??;
+    let config = config
+        .var("AGGREGATOR_URL", stack.aggregator_url())
+        .var("CLICK_DELIVERY", "direct")
+        .var("FLUSH_MAX_CLICKS", "100")
+        .var("FLUSH_MAX_MS", "100")
+        .var("LINK_CACHE_TTL_SECONDS", "60")
+        .secret("EDGE_SECRET", EDGE_SECRET)
+        .secret("IDENTITY_SALT", "e2e-identity-salt");
+    stack.workerd = Some(tokio::task::spawn_blocking(move || Workerd::start(config)).await??);
+    Ok(stack)
+}
+
+/// ClickHouse, the aggregator and the demo link, without an edge runtime
+/// (for tests that run the worker under another runtime).
+pub async fn spawn_backend() -> anyhow::Result<Stack> {
     let ch = tokio::task::spawn_blocking(ClickHouseServer::shared).await?;
     let database = unique_database_name("e2e");
     let aggregator_port = free_port();
@@ -85,28 +102,22 @@ pub async fn spawn_stack() -> anyhow::Result<Stack> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let demo = seed(&http, aggregator_port).await?;
-    let config = tokio::task::spawn_blocking(WorkerdConfig::edge_worker).await??;
-    let config = config
-        .var("AGGREGATOR_URL", format!("http://127.0.0.1:{aggregator_port}"))
-        .var("CLICK_DELIVERY", "direct")
-        .var("FLUSH_MAX_CLICKS", "100")
-        .var("FLUSH_MAX_MS", "100")
-        .var("LINK_CACHE_TTL_SECONDS", "60")
-        .secret("EDGE_SECRET", EDGE_SECRET)
-        .secret("IDENTITY_SALT", "e2e-identity-salt");
-    let workerd = tokio::task::spawn_blocking(move || Workerd::start(config)).await??;
     Ok(Stack {
         ch,
         database,
         aggregator_port,
         aggregator: Some(aggregator),
-        workerd,
+        workerd: None,
         http,
         demo,
     })
 }
 
-async fn start_aggregator(ch: &ClickHouseServer, database: &str, port: u16) -> anyhow::Result<RunningAggregator> {
+async fn start_aggregator(
+    ch: &ClickHouseServer,
+    database: &str,
+    port: u16,
+) -> anyhow::Result<RunningAggregator> {
     let app = Application::build(settings(ch, database, port)).await?;
     let (shutdown, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until_stopped(async {
@@ -115,7 +126,12 @@ async fn start_aggregator(ch: &ClickHouseServer, database: &str, port: u16) -> a
     Ok(RunningAggregator { shutdown, handle })
 }
 
-async fn admin(http: &reqwest::Client, port: u16, path: &str, body: Value) -> anyhow::Result<Value> {
+async fn admin(
+    http: &reqwest::Client,
+    port: u16,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
     let r = http
         .post(format!("http://127.0.0.1:{port}/admin/v1/{path}"))
         .bearer_auth(OPERATOR_TOKEN)
@@ -131,7 +147,10 @@ async fn admin(http: &reqwest::Client, port: u16, path: &str, body: Value) -> an
 }
 
 fn field(v: &Value, name: &str) -> anyhow::Result<String> {
-    v[name].as_str().map(str::to_owned).with_context(|| format!("{name} missing in {v}"))
+    v[name]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{name} missing in {v}"))
 }
 
 async fn seed(http: &reqwest::Client, port: u16) -> anyhow::Result<Demo> {
@@ -142,7 +161,13 @@ async fn seed(http: &reqwest::Client, port: u16) -> anyhow::Result<Demo> {
         json!({"name": "Lucky Casino", "jurisdiction": {"name": "MGA", "restricted_countries": ["US", "FR"]}}),
     )
     .await?;
-    let parent = admin(http, port, "affiliates", json!({"name": "Master Affiliates Ltd"})).await?;
+    let parent = admin(
+        http,
+        port,
+        "affiliates",
+        json!({"name": "Master Affiliates Ltd"}),
+    )
+    .await?;
     let sub = admin(
         http,
         port,
@@ -150,7 +175,13 @@ async fn seed(http: &reqwest::Client, port: u16) -> anyhow::Result<Demo> {
         json!({"name": "Sub Publisher", "parent_affiliate_id": parent["affiliate_id"]}),
     )
     .await?;
-    let campaign = admin(http, port, "campaigns", json!({"brand_id": brand["brand_id"], "name": "Welcome"})).await?;
+    let campaign = admin(
+        http,
+        port,
+        "campaigns",
+        json!({"brand_id": brand["brand_id"], "name": "Welcome"}),
+    )
+    .await?;
     let link = admin(
         http,
         port,
@@ -185,16 +216,35 @@ pub struct Visit<'a> {
 }
 
 impl Stack {
-    /// The edge worker's base URL.
-    pub fn edge_url(&self) -> String {
-        self.workerd.url()
+    /// The aggregator's base URL.
+    pub fn aggregator_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.aggregator_port)
     }
 
-    /// Sends a GET to the edge worker.
+    /// The workerd edge worker's base URL.
+    pub fn edge_url(&self) -> String {
+        self.workerd.as_ref().map(Workerd::url).unwrap_or_default()
+    }
+
+    /// workerd's log, for failure messages.
+    pub fn edge_logs(&self) -> String {
+        self.workerd.as_ref().map(Workerd::logs).unwrap_or_default()
+    }
+
+    /// Sends a GET to the workerd edge worker.
     pub async fn visit(&self, visit: &Visit<'_>) -> anyhow::Result<reqwest::Response> {
+        self.visit_at(&self.edge_url(), visit).await
+    }
+
+    /// Sends a GET to an edge worker at `base`.
+    pub async fn visit_at(
+        &self,
+        base: &str,
+        visit: &Visit<'_>,
+    ) -> anyhow::Result<reqwest::Response> {
         let mut req = self
             .http
-            .get(format!("{}{}", self.edge_url(), visit.path))
+            .get(format!("{base}{}", visit.path))
             .header("cf-connecting-ip", visit.ip)
             .header("accept-language", "de-DE,de;q=0.9");
         if let Some(cf) = &visit.cf {
@@ -212,7 +262,12 @@ impl Stack {
     }
 
     /// Polls `sql` (a single number) until it equals `expected` or `timeout` passes.
-    pub async fn wait_for_count(&self, sql: &str, expected: u64, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn wait_for_count(
+        &self,
+        sql: &str,
+        expected: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
             let got: u64 = self.sql(sql)?.trim().parse().context("a count")?;
@@ -220,7 +275,10 @@ impl Stack {
                 return Ok(());
             }
             if started.elapsed() > timeout {
-                bail!("{sql} = {got}, expected {expected} within {timeout:?}\nworkerd log:\n{}", self.workerd.logs());
+                bail!(
+                    "{sql} = {got}, expected {expected} within {timeout:?}\nworkerd log:\n{}",
+                    self.edge_logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -237,7 +295,8 @@ impl Stack {
 
     /// Starts the aggregator again on the same port.
     pub async fn start_aggregator(&mut self) -> anyhow::Result<()> {
-        self.aggregator = Some(start_aggregator(self.ch, &self.database, self.aggregator_port).await?);
+        self.aggregator =
+            Some(start_aggregator(self.ch, &self.database, self.aggregator_port).await?);
         Ok(())
     }
 }
