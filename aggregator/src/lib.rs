@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod money;
 pub mod routes;
 pub mod startup;
 pub mod store;
