@@ -6,8 +6,10 @@
 //! [`catalog`] and [`ingest`] are the domain; [`store`] is the only module
 //! that talks to ClickHouse.
 
+pub mod attribution;
 pub mod auth;
 pub mod catalog;
+pub mod commission;
 pub mod config;
 pub mod error;
 pub mod ingest;
