@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod commission;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod ingest;
 pub mod money;
 pub mod routes;

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "clicks",
         sql: include_str!("../../migrations/0002_clicks.sql"),
     },
+    Migration {
+        version: 3,
+        name: "brand_events",
+        sql: include_str!("../../migrations/0003_brand_events.sql"),
+    },
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

@@ -1,0 +1,833 @@
+//! Brand events: what a brand tells us about its players (registration, KYC,
+//! deposits, withdrawals, game activity, bonuses, chargebacks, responsible-
+//! gaming flags), parsed from the API's JSON or a postback's query string
+//! into validated [`BrandEvent`]s.
+//!
+//! Owns the wire format (`EventRequest`), its validation (every field, all
+//! problems at once), exact decimal amounts, global player ids, and the
+//! canonical payload hash that decides whether a replayed event id is the
+//! same event (idempotent) or a conflict. Does no IO.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use clickstitch_shared::{BrandId, ClickId, CountryCode};
+
+use crate::error::Problem;
+use crate::money::{Currency, Money};
+
+/// Longest brand event id / player id / free text accepted.
+const MAX_ID: usize = 128;
+
+/// Namespace of global player ids (UUIDv5).
+const PLAYER_NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_5a3b_9d2f_4e07_8a41_c0ff_ee15_7a7e);
+
+/// A brand's own id for a player.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct BrandPlayerId(String);
+
+impl BrandPlayerId {
+    /// 1..=128 printable characters.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        parse_id(text).map(Self)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The brand's unique id of an event.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    /// 1..=128 printable characters.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        parse_id(text).map(Self)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn parse_id(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.is_empty() || t.len() > MAX_ID {
+        return Err(format!("must be 1 to {MAX_ID} characters"));
+    }
+    if t.chars().any(|c| c.is_control()) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(t.to_owned())
+}
+
+/// The global player id: one UUID per person across the operator's brands.
+///
+/// Derived deterministically (UUIDv5), so no lookup or coordination is
+/// needed: from the operator-wide `player_ref` when the brand sends one
+/// (e.g. the operator's customer account shared by its brands, or a hash of
+/// the verified e-mail), otherwise from the brand and its player id. Brands
+/// never see it; they keep addressing their players by their own ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PlayerId(Uuid);
+
+impl PlayerId {
+    /// Derives the id.
+    pub fn derive(brand: BrandId, brand_player: &BrandPlayerId, player_ref: Option<&str>) -> Self {
+        let name = match player_ref {
+            Some(r) => format!("ref:{r}"),
+            None => format!("brand:{brand}:{}", brand_player.as_str()),
+        };
+        Self(Uuid::new_v5(&PLAYER_NAMESPACE, name.as_bytes()))
+    }
+
+    /// The UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+/// KYC outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KycStatus {
+    /// Not decided yet.
+    Pending,
+    /// Identity verified.
+    Approved,
+    /// Verification failed.
+    Rejected,
+    /// A previous approval withdrawn.
+    Revoked,
+}
+
+impl KycStatus {
+    /// Stable text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// Responsible-gaming and account flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RgFlag {
+    /// Self-exclusion.
+    SelfExclusion,
+    /// A time-out / cooling-off period.
+    CoolingOff,
+    /// A deposit limit set.
+    DepositLimit,
+    /// The account is closed.
+    AccountClosed,
+    /// Blocked by the operator.
+    Blocked,
+    /// A duplicate account of another player.
+    DuplicateAccount,
+}
+
+impl RgFlag {
+    /// Stable text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::SelfExclusion => "self_exclusion",
+            Self::CoolingOff => "cooling_off",
+            Self::DepositLimit => "deposit_limit",
+            Self::AccountClosed => "account_closed",
+            Self::Blocked => "blocked",
+            Self::DuplicateAccount => "duplicate_account",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A new player account.
+    Registration {
+        /// Click ids the brand saw (URL parameter and/or cookie history).
+        click_ids: Vec<ClickId>,
+        /// The player's country of registration.
+        country: CountryCode,
+        /// KYC state at registration.
+        kyc: KycStatus,
+        /// Operator-wide player reference (see [`PlayerId::derive`]).
+        player_ref: Option<String>,
+    },
+    /// A KYC decision.
+    Kyc {
+        /// The new status.
+        status: KycStatus,
+    },
+    /// Money in.
+    Deposit {
+        /// Amount.
+        amount: Money,
+    },
+    /// Money out.
+    Withdrawal {
+        /// Amount.
+        amount: Money,
+    },
+    /// Stakes and wins, per round or per player-day.
+    GameActivity {
+        /// Total staked.
+        stakes: Money,
+        /// Total won.
+        wins: Money,
+        /// Game name or id.
+        game: String,
+        /// Game provider.
+        provider: String,
+        /// The day, when aggregated per player-day (`YYYY-MM-DD`).
+        day: Option<String>,
+    },
+    /// A bonus granted, at its cost to the operator.
+    Bonus {
+        /// Cost.
+        cost: Money,
+    },
+    /// A deposit charged back.
+    Chargeback {
+        /// Amount.
+        amount: Money,
+        /// The deposit's event id, when known.
+        deposit_event_id: Option<EventId>,
+    },
+    /// A responsible-gaming or account flag set or lifted.
+    ResponsibleGaming {
+        /// Which flag.
+        flag: RgFlag,
+        /// Set (true) or lifted (false).
+        active: bool,
+    },
+}
+
+impl EventKind {
+    /// Stable text form of the type (as stored in `player_events.event_type`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Registration { .. } => "registration",
+            Self::Kyc { .. } => "kyc",
+            Self::Deposit { .. } => "deposit",
+            Self::Withdrawal { .. } => "withdrawal",
+            Self::GameActivity { .. } => "game_activity",
+            Self::Bonus { .. } => "bonus",
+            Self::Chargeback { .. } => "chargeback",
+            Self::ResponsibleGaming { .. } => "responsible_gaming",
+        }
+    }
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `POST /api/v1/events`.
+    Api,
+    /// `GET /postback/v1/...`.
+    Postback,
+}
+
+/// A validated event of one brand's player.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrandEvent {
+    /// The brand (from the authenticated key, never from the body).
+    pub brand_id: BrandId,
+    /// The brand's unique event id.
+    pub event_id: EventId,
+    /// When it happened, Unix ms.
+    pub occurred_at_ms: u64,
+    /// The brand's player id.
+    pub brand_player_id: BrandPlayerId,
+    /// The global player id.
+    pub player_id: PlayerId,
+    /// What happened.
+    pub kind: EventKind,
+    /// API or postback.
+    pub source: Source,
+    /// SHA-256 of the canonical payload (idempotency).
+    pub payload_sha256: String,
+    /// The canonical payload.
+    pub payload: String,
+}
+
+/// An exact decimal amount such as `"50.00"`: parsed into minor units of
+/// the currency; more decimals than the currency has are refused, never
+/// rounded.
+pub fn parse_amount(text: &str, currency: Currency) -> Result<Money, String> {
+    let t = text.trim();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let places = currency.minor_digits() as usize;
+    let ok = !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && (digits.contains('.') <= !frac.is_empty());
+    if !ok {
+        return Err(format!(
+            "must be a decimal string like \"50.00\", got {:?}",
+            t.chars().take(32).collect::<String>()
+        ));
+    }
+    if frac.len() > places {
+        return Err(format!(
+            "{currency} has {places} decimal places, got {}",
+            frac.len()
+        ));
+    }
+    let scale = 10i64.pow(places as u32);
+    let whole: i64 = whole.parse().map_err(|_| "amount too large".to_owned())?;
+    let frac_value: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<places$}")
+            .parse()
+            .map_err(|_| "bad decimals".to_owned())?
+    };
+    let minor = whole
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(frac_value))
+        .ok_or_else(|| "amount too large".to_owned())?;
+    Ok(Money::new(if neg { -minor } else { minor }, currency))
+}
+
+/// The JSON body of `POST /api/v1/events` (also what a postback's query is
+/// mapped to). Fields apply per `type`; unknown fields are refused.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct EventRequest {
+    pub event_id: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// RFC 3339 time or Unix milliseconds.
+    pub occurred_at: Option<serde_json::Value>,
+    pub player_id: Option<String>,
+    pub player_ref: Option<String>,
+    pub click_id: Option<String>,
+    pub click_ids: Option<Vec<String>>,
+    pub country: Option<String>,
+    pub kyc_status: Option<String>,
+    pub status: Option<String>,
+    pub amount: Option<serde_json::Value>,
+    pub currency: Option<String>,
+    pub stakes: Option<serde_json::Value>,
+    pub wins: Option<serde_json::Value>,
+    pub game: Option<String>,
+    pub provider: Option<String>,
+    pub day: Option<String>,
+    pub deposit_event_id: Option<String>,
+    pub flag: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// Parses RFC 3339 (`2026-11-20T10:00:00Z`, `…+01:00`, fractional seconds)
+/// or Unix milliseconds into Unix ms.
+pub fn parse_time(value: &serde_json::Value) -> Result<u64, String> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| "must be Unix milliseconds".to_owned()),
+        serde_json::Value::String(s) => {
+            parse_rfc3339(s).ok_or_else(|| format!("must be RFC 3339, got {s:?}"))
+        }
+        _ => Err("must be an RFC 3339 string or Unix milliseconds".into()),
+    }
+}
+
+fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let digits = &frac[..n];
+        millis = format!("{:0<3}", &digits[..n.min(3)]).parse().ok()?;
+        rest = &frac[n..];
+    }
+    let offset_secs = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            sign * (rest[1..3].parse::<i64>().ok()? * 3600 + rest[4..6].parse::<i64>().ok()? * 60)
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y2, m2) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_secs;
+    u64::try_from(secs * 1000 + millis).ok()
+}
+
+/// SHA-256 (hex) of the canonical JSON form of `value` (object keys sorted,
+/// no insignificant whitespace): two requests with the same content hash
+/// alike whatever their key order or spacing.
+pub fn canonical(value: &serde_json::Value) -> (String, String) {
+    fn sort(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let sorted: BTreeMap<_, _> = m
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), sort(v)))
+                    .collect();
+                serde_json::Value::Object(sorted.into_iter().collect())
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    let text = sort(value).to_string();
+    let hash = hex_sha256(text.as_bytes());
+    (text, hash)
+}
+
+/// Lower-case hex SHA-256.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+struct Fields(Vec<Problem>);
+
+impl Fields {
+    fn take<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        r.map_err(|m| self.0.push(Problem::new(field, m))).ok()
+    }
+
+    fn required<'a>(&mut self, field: &str, v: &'a Option<String>) -> Option<&'a str> {
+        match v.as_deref() {
+            Some(s) => Some(s),
+            None => {
+                self.0.push(Problem::new(field, "is required"));
+                None
+            }
+        }
+    }
+
+    fn money(
+        &mut self,
+        field: &str,
+        v: &Option<serde_json::Value>,
+        currency: Option<Currency>,
+    ) -> Option<Money> {
+        let currency = currency?;
+        match v {
+            Some(serde_json::Value::String(s)) => self.take(field, parse_amount(s, currency)),
+            Some(_) => {
+                self.0.push(Problem::new(
+                    field,
+                    "must be a decimal string like \"50.00\" (not a JSON number)",
+                ));
+                None
+            }
+            None => {
+                self.0.push(Problem::new(field, "is required"));
+                None
+            }
+        }
+    }
+
+    fn not_negative(&mut self, field: &str, m: Option<Money>) -> Option<Money> {
+        match m {
+            Some(m) if m.minor() < 0 => {
+                self.0.push(Problem::new(field, "must not be negative"));
+                None
+            }
+            other => other,
+        }
+    }
+}
+
+impl EventRequest {
+    /// Validates the request for `brand` (taken from the caller's key).
+    pub fn into_event(self, brand: BrandId, source: Source) -> Result<BrandEvent, Vec<Problem>> {
+        let raw = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
+        let (payload, payload_sha256) = canonical(&raw);
+        let mut f = Fields(Vec::new());
+        let event_id = f
+            .required("event_id", &self.event_id)
+            .and_then(|s| f.take("event_id", EventId::parse(s)));
+        let player = f
+            .required("player_id", &self.player_id)
+            .and_then(|s| f.take("player_id", BrandPlayerId::parse(s)));
+        let occurred_at_ms = match &self.occurred_at {
+            Some(v) => f.take("occurred_at", parse_time(v)),
+            None => {
+                f.0.push(Problem::new("occurred_at", "is required"));
+                None
+            }
+        };
+        let currency = self
+            .currency
+            .as_deref()
+            .and_then(|c| f.take("currency", Currency::parse(c).map_err(|e| e.to_string())));
+        let needs_currency = matches!(
+            self.event_type.as_deref(),
+            Some("deposit" | "withdrawal" | "game_activity" | "bonus" | "chargeback")
+        );
+        if needs_currency && self.currency.is_none() {
+            f.0.push(Problem::new("currency", "is required"));
+        }
+        let player_ref = match self.player_ref.as_deref() {
+            None => Some(None),
+            Some(r) => f.take("player_ref", parse_id(r)).map(Some),
+        };
+        let kind = match self.event_type.as_deref() {
+            None => {
+                f.0.push(Problem::new("type", "is required"));
+                None
+            }
+            Some("registration") => {
+                let mut ids = Vec::new();
+                for (i, raw) in self
+                    .click_id
+                    .iter()
+                    .chain(self.click_ids.iter().flatten())
+                    .enumerate()
+                {
+                    if let Some(id) = f.take(
+                        &format!("click_ids[{i}]"),
+                        ClickId::parse(raw).map_err(|e| e.to_string()),
+                    ) {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                }
+                let country = f.required("country", &self.country).and_then(|c| {
+                    f.take("country", CountryCode::parse(c).map_err(|e| e.to_string()))
+                });
+                let kyc = match self.kyc_status.as_deref() {
+                    None | Some("pending") => Some(KycStatus::Pending),
+                    Some("approved") => Some(KycStatus::Approved),
+                    Some("rejected") => Some(KycStatus::Rejected),
+                    Some(other) => {
+                        f.0.push(Problem::new(
+                            "kyc_status",
+                            format!("must be pending, approved or rejected, got {other:?}"),
+                        ));
+                        None
+                    }
+                };
+                match (country, kyc, player_ref.clone()) {
+                    (Some(country), Some(kyc), Some(player_ref)) => Some(EventKind::Registration {
+                        click_ids: ids,
+                        country,
+                        kyc,
+                        player_ref,
+                    }),
+                    _ => None,
+                }
+            }
+            Some("kyc") => match self.status.as_deref() {
+                Some("approved") => Some(EventKind::Kyc {
+                    status: KycStatus::Approved,
+                }),
+                Some("rejected") => Some(EventKind::Kyc {
+                    status: KycStatus::Rejected,
+                }),
+                Some("revoked") => Some(EventKind::Kyc {
+                    status: KycStatus::Revoked,
+                }),
+                other => {
+                    f.0.push(Problem::new(
+                        "status",
+                        format!("must be approved, rejected or revoked, got {other:?}"),
+                    ));
+                    None
+                }
+            },
+            Some("deposit") => {
+                let m = f.money("amount", &self.amount, currency);
+                f.not_negative("amount", m)
+                    .map(|amount| EventKind::Deposit { amount })
+            }
+            Some("withdrawal") => {
+                let m = f.money("amount", &self.amount, currency);
+                f.not_negative("amount", m)
+                    .map(|amount| EventKind::Withdrawal { amount })
+            }
+            Some("bonus") => {
+                let m = f.money("amount", &self.amount, currency);
+                f.not_negative("amount", m)
+                    .map(|cost| EventKind::Bonus { cost })
+            }
+            Some("chargeback") => {
+                let m = f.money("amount", &self.amount, currency);
+                let deposit = match self.deposit_event_id.as_deref() {
+                    None => Some(None),
+                    Some(d) => f.take("deposit_event_id", EventId::parse(d)).map(Some),
+                };
+                match (f.not_negative("amount", m), deposit) {
+                    (Some(amount), Some(deposit_event_id)) => Some(EventKind::Chargeback {
+                        amount,
+                        deposit_event_id,
+                    }),
+                    _ => None,
+                }
+            }
+            Some("game_activity") => {
+                let stakes = f.money("stakes", &self.stakes, currency);
+                let stakes = f.not_negative("stakes", stakes);
+                let wins = f.money("wins", &self.wins, currency);
+                let wins = f.not_negative("wins", wins);
+                let game = self
+                    .game
+                    .as_deref()
+                    .map(|g| f.take("game", parse_id(g)))
+                    .unwrap_or(Some(String::new()));
+                let provider = self
+                    .provider
+                    .as_deref()
+                    .map(|p| f.take("provider", parse_id(p)))
+                    .unwrap_or(Some(String::new()));
+                let day = match self.day.as_deref() {
+                    None => Some(None),
+                    Some(d) => f.take(
+                        "day",
+                        parse_rfc3339(&format!("{d}T00:00:00Z"))
+                            .map(|_| Some(d.to_owned()))
+                            .ok_or_else(|| "must be YYYY-MM-DD".to_owned()),
+                    ),
+                };
+                match (stakes, wins, game, provider, day) {
+                    (Some(stakes), Some(wins), Some(game), Some(provider), Some(day)) => {
+                        Some(EventKind::GameActivity {
+                            stakes,
+                            wins,
+                            game,
+                            provider,
+                            day,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            Some("responsible_gaming") => {
+                let flag = match self.flag.as_deref() {
+                    Some("self_exclusion") => Some(RgFlag::SelfExclusion),
+                    Some("cooling_off") => Some(RgFlag::CoolingOff),
+                    Some("deposit_limit") => Some(RgFlag::DepositLimit),
+                    Some("account_closed") => Some(RgFlag::AccountClosed),
+                    Some("blocked") => Some(RgFlag::Blocked),
+                    Some("duplicate_account") => Some(RgFlag::DuplicateAccount),
+                    other => {
+                        f.0.push(Problem::new(
+                            "flag",
+                            format!("must be self_exclusion, cooling_off, deposit_limit, account_closed, blocked or duplicate_account, got {other:?}"),
+                        ));
+                        None
+                    }
+                };
+                flag.map(|flag| EventKind::ResponsibleGaming {
+                    flag,
+                    active: self.active.unwrap_or(true),
+                })
+            }
+            Some(other) => {
+                f.0.push(Problem::new(
+                    "type",
+                    format!("unknown event type {other:?}; known: registration, kyc, deposit, withdrawal, game_activity, bonus, chargeback, responsible_gaming"),
+                ));
+                None
+            }
+        };
+        match (event_id, player, occurred_at_ms, kind) {
+            (Some(event_id), Some(brand_player_id), Some(occurred_at_ms), Some(kind))
+                if f.0.is_empty() =>
+            {
+                let player_ref = match &kind {
+                    EventKind::Registration { player_ref, .. } => player_ref.clone(),
+                    _ => self.player_ref.clone(),
+                };
+                let player_id = PlayerId::derive(brand, &brand_player_id, player_ref.as_deref());
+                Ok(BrandEvent {
+                    brand_id: brand,
+                    event_id,
+                    occurred_at_ms,
+                    brand_player_id,
+                    player_id,
+                    kind,
+                    source,
+                    payload_sha256,
+                    payload,
+                })
+            }
+            _ => Err(f.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn brand() -> BrandId {
+        BrandId::from(Uuid::from_u128(1))
+    }
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").expect("EUR")
+    }
+
+    fn request(v: serde_json::Value) -> EventRequest {
+        serde_json::from_value(v).expect("shape")
+    }
+
+    #[test]
+    fn decimal_amounts_are_exact_and_refuse_extra_places() {
+        assert_eq!(parse_amount("50.00", eur()), Ok(Money::new(5000, eur())));
+        assert_eq!(parse_amount("50.5", eur()), Ok(Money::new(5050, eur())));
+        assert_eq!(parse_amount("7", eur()), Ok(Money::new(700, eur())));
+        assert!(parse_amount("0.001", eur()).is_err());
+        assert!(parse_amount("1e3", eur()).is_err());
+        assert!(parse_amount("12.", eur()).is_err());
+        assert!(parse_amount("", eur()).is_err());
+        let jpy = Currency::parse("JPY").expect("JPY");
+        assert!(parse_amount("10.5", jpy).is_err());
+    }
+
+    #[test]
+    fn times_parse_from_rfc3339_and_milliseconds() {
+        assert_eq!(parse_time(&json!("1970-01-01T00:00:01Z")), Ok(1000));
+        assert_eq!(
+            parse_time(&json!("2026-11-20T10:00:00.250+01:00")),
+            Ok(1_795_165_200_250)
+        );
+        assert_eq!(
+            parse_time(&json!(1_795_165_200_250u64)),
+            Ok(1_795_165_200_250)
+        );
+        assert!(parse_time(&json!("yesterday")).is_err());
+    }
+
+    #[test]
+    fn a_registration_with_click_ids_parses_into_a_typed_event() {
+        let e = request(json!({
+            "event_id": "reg-1", "type": "registration", "occurred_at": "2026-11-20T10:00:00Z",
+            "player_id": "p-1", "click_id": "01977256-b1bb-7000-8000-000000000000",
+            "click_ids": ["01977256-b1bb-7000-8000-000000000000", "01977256-b1bc-7000-8000-000000000000"],
+            "country": "de"
+        }))
+        .into_event(brand(), Source::Api)
+        .expect("valid");
+        match e.kind {
+            EventKind::Registration {
+                click_ids,
+                country,
+                kyc,
+                ..
+            } => {
+                assert_eq!(click_ids.len(), 2, "duplicates are merged");
+                assert_eq!(country.as_str(), "DE");
+                assert_eq!(kyc, KycStatus::Pending);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let problems = request(json!({"type": "deposit", "amount": 50.0, "currency": "EURO"}))
+            .into_event(brand(), Source::Api)
+            .expect_err("invalid");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["event_id", "player_id", "occurred_at", "currency"]);
+        let problems = request(json!({"event_id": "d", "player_id": "p", "occurred_at": 1, "type": "deposit", "amount": 50.0, "currency": "EUR"}))
+            .into_event(brand(), Source::Api)
+            .expect_err("float amount");
+        assert_eq!(problems[0].field, "amount");
+    }
+
+    #[test]
+    fn the_payload_hash_ignores_key_order_and_whitespace() {
+        let a = canonical(&json!({"b": 1, "a": {"y": 2, "x": [1, 2]}}));
+        let b = canonical(
+            &serde_json::from_str("{ \"a\": {\"x\": [1,2], \"y\": 2}, \"b\": 1 }").expect("json"),
+        );
+        assert_eq!(a, b);
+        assert_ne!(
+            a.1,
+            canonical(&json!({"b": 2, "a": {"y": 2, "x": [1, 2]}})).1
+        );
+    }
+
+    #[test]
+    fn global_player_ids_unify_brands_only_through_a_player_ref() {
+        let p = BrandPlayerId::parse("p-1").expect("id");
+        let other_brand = BrandId::from(Uuid::from_u128(2));
+        assert_ne!(
+            PlayerId::derive(brand(), &p, None),
+            PlayerId::derive(other_brand, &p, None)
+        );
+        assert_eq!(
+            PlayerId::derive(brand(), &p, Some("cust-9")),
+            PlayerId::derive(
+                other_brand,
+                &BrandPlayerId::parse("x").expect("id"),
+                Some("cust-9")
+            )
+        );
+    }
+}
