@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::keys::KeyScope;
 use crate::startup::AppState;
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -51,6 +52,47 @@ impl FromRequestParts<AppState> for Operator {
             Ok(Operator)
         } else {
             Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// A brand authenticated by one of its API keys.
+#[derive(Debug, Clone, Copy)]
+pub struct BrandCaller(pub clickstitch_shared::BrandId);
+
+impl FromRequestParts<AppState> for BrandCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match ApiCaller::from_request_parts(parts, state).await? {
+            ApiCaller::Brand(b) => Ok(BrandCaller(b)),
+            _ => Err(ApiError::Forbidden("this endpoint takes a brand API key")),
+        }
+    }
+}
+
+/// Whoever calls the read API: the operator (everything), a brand (its own
+/// data) or an affiliate (its own data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiCaller {
+    /// The operator token.
+    Operator,
+    /// A brand key.
+    Brand(clickstitch_shared::BrandId),
+    /// An affiliate key.
+    Affiliate(clickstitch_shared::AffiliateId),
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if matches(Some(token), &state.secrets().operator_token) {
+            return Ok(ApiCaller::Operator);
+        }
+        match state.keys().authenticate(token).await? {
+            Some(KeyScope::Brand { brand_id }) => Ok(ApiCaller::Brand(brand_id)),
+            Some(KeyScope::Affiliate { affiliate_id }) => Ok(ApiCaller::Affiliate(affiliate_id)),
+            None => Err(ApiError::Unauthorized),
         }
     }
 }

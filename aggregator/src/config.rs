@@ -146,6 +146,9 @@ pub struct AuthSettings {
     pub edge_secret: Option<SecretString>,
     /// Operator token for the admin API (≥ 16 chars).
     pub operator_token: Option<SecretString>,
+    /// Server key from which per-brand postback secrets are derived
+    /// (≥ 32 chars). Without it, S2S postbacks are disabled.
+    pub postback_key: Option<SecretString>,
 }
 
 /// `[log]`.
@@ -175,6 +178,8 @@ pub struct Secrets {
     pub edge_secret: SecretString,
     /// Operator token.
     pub operator_token: SecretString,
+    /// Postback key, if postbacks are enabled.
+    pub postback_key: Option<SecretString>,
 }
 
 impl Settings {
@@ -210,9 +215,20 @@ impl Settings {
             );
             Ok(s)
         };
+        let postback_key = match &self.auth.postback_key {
+            None => None,
+            Some(k) => {
+                anyhow::ensure!(
+                    k.expose_secret().len() >= 32,
+                    "auth.postback_key must be at least 32 characters"
+                );
+                Some(k.clone())
+            }
+        };
         Ok(Secrets {
             edge_secret: get("edge_secret", &self.auth.edge_secret)?,
             operator_token: get("operator_token", &self.auth.operator_token)?,
+            postback_key,
         })
     }
 }
@@ -233,6 +249,7 @@ CONFIGURATION
                 max_click_future_secs = 300
   [auth]        edge_secret = (required, >= 16 chars; shared with the edge worker)
                 operator_token = (required, >= 16 chars; for /admin/v1)
+                postback_key = (optional, >= 32 chars; enables /postback/v1)
   [log]         format = \"json\" | \"pretty\"    filter = \"info\" (RUST_LOG overrides)
 
   Example: CLICKSTITCH_CLICKHOUSE__URL=http://ch:8123 CLICKSTITCH_AUTH__EDGE_SECRET=... \\

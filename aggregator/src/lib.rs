@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod keys;
 pub mod money;
 pub mod routes;
 pub mod startup;

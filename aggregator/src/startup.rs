@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::catalog::Catalog;
 use crate::config::{IngestSettings, Secrets, Settings};
 use crate::ingest::TimePolicy;
+use crate::keys::Keys;
 use crate::routes::{admin, clicks, edge_links, health};
 use crate::store::writer::{ClickWriter, WriterTask};
 use crate::store::Store;
@@ -29,6 +30,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     store: Store,
     catalog: Catalog,
+    keys: Keys,
     writer: ClickWriter,
     secrets: Secrets,
     ingest: IngestSettings,
@@ -39,6 +41,7 @@ impl AppState {
     pub fn new(
         store: Store,
         catalog: Catalog,
+        keys: Keys,
         writer: ClickWriter,
         secrets: Secrets,
         ingest: IngestSettings,
@@ -46,10 +49,16 @@ impl AppState {
         Self(Arc::new(Inner {
             store,
             catalog,
+            keys,
             writer,
             secrets,
             ingest,
         }))
+    }
+
+    /// The API keys.
+    pub fn keys(&self) -> &Keys {
+        &self.0.keys
     }
 
     /// The store.
@@ -95,7 +104,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(admin::create_campaign).get(admin::list_campaigns),
         )
         .route("/links", post(admin::create_link))
-        .route("/links/{code}", get(admin::get_link));
+        .route("/links/{code}", get(admin::get_link))
+        .route("/brands/{brand_id}/api-keys", post(admin::issue_brand_key))
+        .route(
+            "/brands/{brand_id}/postback-secret",
+            get(admin::postback_secret),
+        )
+        .route(
+            "/affiliates/{affiliate_id}/api-keys",
+            post(admin::issue_affiliate_key),
+        )
+        .route(
+            "/api-keys/{key_id}",
+            axum::routing::delete(admin::revoke_key),
+        );
     let edge = Router::new()
         .route("/clicks", post(clicks::ingest_clicks))
         .route("/links/{code}", get(edge_links::link_definition));
@@ -144,6 +166,9 @@ impl Application {
         let catalog = Catalog::load(store.clone())
             .await
             .context("loading the catalogue")?;
+        let keys = Keys::load(store.clone(), secrets.postback_key.clone())
+            .await
+            .context("loading API keys")?;
         let (writer, writer_task) =
             ClickWriter::spawn(store.clone(), settings.ingest.writer_config());
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -151,7 +176,14 @@ impl Application {
             .await
             .with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
-        let state = AppState::new(store, catalog, writer, secrets, settings.ingest.clone());
+        let state = AppState::new(
+            store,
+            catalog,
+            keys,
+            writer,
+            secrets,
+            settings.ingest.clone(),
+        );
         Ok(Self {
             listener,
             port,

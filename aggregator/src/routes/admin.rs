@@ -257,3 +257,93 @@ pub async fn get_link(
         .ok_or(ApiError::NotFound("link"))?;
     Ok(Json(LinkResponse { link }))
 }
+
+/// A newly issued key: the token is shown this once.
+#[derive(Debug, Serialize)]
+pub struct IssuedKey {
+    #[serde(flatten)]
+    key: crate::keys::ApiKey,
+    token: String,
+}
+
+async fn issue(
+    state: &AppState,
+    scope: crate::keys::KeyScope,
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
+    use secrecy::ExposeSecret;
+    let (key, token) = state.keys().issue(scope).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedKey {
+            key,
+            token: token.expose_secret().to_owned(),
+        }),
+    ))
+}
+
+/// Issues an API key for a brand.
+pub async fn issue_brand_key(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(brand_id): Path<String>,
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
+    let brand_id = BrandId::parse(&brand_id).map_err(|_| ApiError::NotFound("brand"))?;
+    if !state.catalog().brands().iter().any(|b| b.id == brand_id) {
+        return Err(ApiError::NotFound("brand"));
+    }
+    issue(&state, crate::keys::KeyScope::Brand { brand_id }).await
+}
+
+/// Issues an API key for an affiliate.
+pub async fn issue_affiliate_key(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(affiliate_id): Path<String>,
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
+    let affiliate_id =
+        AffiliateId::parse(&affiliate_id).map_err(|_| ApiError::NotFound("affiliate"))?;
+    if !state
+        .catalog()
+        .affiliates()
+        .iter()
+        .any(|a| a.id == affiliate_id)
+    {
+        return Err(ApiError::NotFound("affiliate"));
+    }
+    issue(&state, crate::keys::KeyScope::Affiliate { affiliate_id }).await
+}
+
+/// Revokes a key.
+pub async fn revoke_key(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(key_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.keys().revoke(&key_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("api key"))
+    }
+}
+
+/// The brand's postback secret (derived; see `keys`).
+pub async fn postback_secret(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(brand_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use secrecy::ExposeSecret;
+    let brand_id = BrandId::parse(&brand_id).map_err(|_| ApiError::NotFound("brand"))?;
+    if !state.catalog().brands().iter().any(|b| b.id == brand_id) {
+        return Err(ApiError::NotFound("brand"));
+    }
+    let secret = state
+        .keys()
+        .postback_secret(brand_id)
+        .ok_or(ApiError::Conflict(
+            "postbacks are disabled: set auth.postback_key".into(),
+        ))?;
+    Ok(Json(
+        serde_json::json!({"brand_id": brand_id, "postback_secret": secret.expose_secret()}),
+    ))
+}

@@ -80,4 +80,5 @@ fn base_client(config: &ClickHouseConfig) -> clickhouse::Client {
         .with_user(&config.user)
         .with_password(config.password.expose_secret())
         .with_validation(false)
+        .with_compression(clickhouse::Compression::None)
 }

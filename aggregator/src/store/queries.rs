@@ -4,7 +4,7 @@
 
 use clickstitch_shared::ClickId;
 
-use super::rows::{AffiliateRow, BrandRow, CampaignRow, ClickRow, CorruptRow, LinkRow};
+use super::rows::{AffiliateRow, ApiKeyRow, BrandRow, CampaignRow, ClickRow, CorruptRow, LinkRow};
 use super::{Store, StoreError};
 use crate::catalog::{Affiliate, Brand, Campaign, Link};
 
@@ -63,6 +63,21 @@ impl Store {
     /// Stores a link.
     pub async fn save_link(&self, link: &Link) -> Result<(), StoreError> {
         self.insert_one("links", &LinkRow::from(link)).await
+    }
+
+    /// Stores an API key (new, or a new version when revoked).
+    pub async fn save_api_key(&self, key: &crate::keys::ApiKey) -> Result<(), StoreError> {
+        self.insert_one("api_keys", &ApiKeyRow::from(key)).await
+    }
+
+    /// Loads every API key (latest versions).
+    pub async fn load_api_keys(&self) -> Result<Vec<crate::keys::ApiKey>, StoreError> {
+        let rows: Vec<ApiKeyRow> = self
+            .client()
+            .query("SELECT ?fields FROM api_keys FINAL")
+            .fetch_all()
+            .await?;
+        Ok(keep_valid(rows))
     }
 
     /// Loads the whole catalogue (latest versions).

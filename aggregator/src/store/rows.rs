@@ -372,3 +372,252 @@ impl TryFrom<LinkRow> for Link {
         })
     }
 }
+
+/// `api_keys` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    pub key_id: String,
+    pub token_sha256: String,
+    pub scope: i8,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub subject_id: Uuid,
+    pub created_at: u32,
+    pub revoked: u8,
+    pub version: u64,
+}
+
+impl From<&crate::keys::ApiKey> for ApiKeyRow {
+    fn from(k: &crate::keys::ApiKey) -> Self {
+        use crate::keys::KeyScope;
+        let (scope, subject_id) = match k.scope {
+            KeyScope::Brand { brand_id } => (1, brand_id.as_uuid()),
+            KeyScope::Affiliate { affiliate_id } => (2, affiliate_id.as_uuid()),
+        };
+        ApiKeyRow {
+            key_id: k.key_id.clone(),
+            token_sha256: k.token_sha256.clone(),
+            scope,
+            subject_id,
+            created_at: k.created_at,
+            revoked: u8::from(k.revoked),
+            version: k.version,
+        }
+    }
+}
+
+impl TryFrom<ApiKeyRow> for crate::keys::ApiKey {
+    type Error = CorruptRow;
+    fn try_from(r: ApiKeyRow) -> Result<Self, CorruptRow> {
+        use crate::keys::KeyScope;
+        let scope = match r.scope {
+            1 => KeyScope::Brand {
+                brand_id: BrandId::from(r.subject_id),
+            },
+            2 => KeyScope::Affiliate {
+                affiliate_id: AffiliateId::from(r.subject_id),
+            },
+            other => {
+                return Err(corrupt(
+                    "api_keys",
+                    &r.key_id,
+                    format!("unknown scope {other}"),
+                ))
+            }
+        };
+        Ok(crate::keys::ApiKey {
+            key_id: r.key_id,
+            token_sha256: r.token_sha256,
+            scope,
+            created_at: r.created_at,
+            revoked: r.revoked != 0,
+            version: r.version,
+        })
+    }
+}
+
+/// `player_events` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct PlayerEventRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    pub event_id: String,
+    pub event_type: i8,
+    pub occurred_at: u32,
+    pub occurred_at_ms: u64,
+    pub received_at: u32,
+    pub source: i8,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub player_id: Uuid,
+    pub brand_player_id: String,
+    pub country: [u8; 2],
+    #[serde(with = "clickhouse::serde::uuid_vec")]
+    pub click_ids: Vec<Uuid>,
+    pub kyc_status: String,
+    pub amount_minor: i64,
+    pub currency: [u8; 3],
+    pub stakes_minor: i64,
+    pub wins_minor: i64,
+    pub game: String,
+    pub provider: String,
+    /// Days since 1970-01-01 (ClickHouse `Date`).
+    pub activity_day: u16,
+    pub rg_flag: String,
+    pub rg_active: u8,
+    pub reference_event_id: String,
+    pub payload_sha256: String,
+    pub payload: String,
+    pub response: String,
+}
+
+impl PlayerEventRow {
+    /// Maps a validated event and the response given for it.
+    pub fn from_event(e: &crate::events::BrandEvent, received_at: u32, response: String) -> Self {
+        use crate::events::{EventKind, Source};
+        let mut row = PlayerEventRow {
+            brand_id: e.brand_id.as_uuid(),
+            event_id: e.event_id.as_str().to_owned(),
+            event_type: match e.kind {
+                EventKind::Registration { .. } => 1,
+                EventKind::Kyc { .. } => 2,
+                EventKind::Deposit { .. } => 3,
+                EventKind::Withdrawal { .. } => 4,
+                EventKind::GameActivity { .. } => 5,
+                EventKind::Bonus { .. } => 6,
+                EventKind::Chargeback { .. } => 7,
+                EventKind::ResponsibleGaming { .. } => 8,
+            },
+            occurred_at: ms_to_secs(e.occurred_at_ms),
+            occurred_at_ms: e.occurred_at_ms,
+            received_at,
+            source: match e.source {
+                Source::Api => 1,
+                Source::Postback => 2,
+            },
+            player_id: e.player_id.as_uuid(),
+            brand_player_id: e.brand_player_id.as_str().to_owned(),
+            country: *b"XX",
+            click_ids: Vec::new(),
+            kyc_status: String::new(),
+            amount_minor: 0,
+            currency: *b"XXX",
+            stakes_minor: 0,
+            wins_minor: 0,
+            game: String::new(),
+            provider: String::new(),
+            activity_day: 0,
+            rg_flag: String::new(),
+            rg_active: 0,
+            reference_event_id: String::new(),
+            payload_sha256: e.payload_sha256.clone(),
+            payload: e.payload.clone(),
+            response,
+        };
+        let currency = |m: &crate::money::Money| {
+            let c = m.currency();
+            let b = c.as_str().as_bytes();
+            [b[0], b[1], b[2]]
+        };
+        match &e.kind {
+            EventKind::Registration {
+                click_ids,
+                country,
+                kyc,
+                ..
+            } => {
+                row.click_ids = click_ids.iter().map(|c| c.as_uuid()).collect();
+                row.country = country_bytes(*country);
+                row.kyc_status = kyc.as_str().to_owned();
+            }
+            EventKind::Kyc { status } => row.kyc_status = status.as_str().to_owned(),
+            EventKind::Deposit { amount } | EventKind::Withdrawal { amount } => {
+                row.amount_minor = amount.minor();
+                row.currency = currency(amount);
+            }
+            EventKind::Bonus { cost } => {
+                row.amount_minor = cost.minor();
+                row.currency = currency(cost);
+            }
+            EventKind::Chargeback {
+                amount,
+                deposit_event_id,
+            } => {
+                row.amount_minor = amount.minor();
+                row.currency = currency(amount);
+                row.reference_event_id = deposit_event_id
+                    .as_ref()
+                    .map(|d| d.as_str().to_owned())
+                    .unwrap_or_default();
+            }
+            EventKind::GameActivity {
+                stakes,
+                wins,
+                game,
+                provider,
+                day,
+            } => {
+                row.stakes_minor = stakes.minor();
+                row.wins_minor = wins.minor();
+                row.currency = currency(stakes);
+                row.game = game.clone();
+                row.provider = provider.clone();
+                row.activity_day = day
+                    .as_deref()
+                    .and_then(|d| {
+                        crate::events::parse_time(&serde_json::Value::String(format!(
+                            "{d}T00:00:00Z"
+                        )))
+                        .ok()
+                    })
+                    .map(|ms| u16::try_from(ms / 86_400_000).unwrap_or(0))
+                    .unwrap_or(0);
+            }
+            EventKind::ResponsibleGaming { flag, active } => {
+                row.rg_flag = flag.as_str().to_owned();
+                row.rg_active = u8::from(*active);
+            }
+        }
+        row
+    }
+}
+
+/// `players` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct PlayerRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub player_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    pub brand_player_id: String,
+    pub player_ref_sha256: String,
+    pub registered_at: u32,
+    pub country: [u8; 2],
+    pub version: u64,
+}
+
+/// `attributions` row.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct AttributionRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub player_id: Uuid,
+    pub brand_player_id: String,
+    pub registration_event_id: String,
+    /// 1 pending_kyc, 2 final, 3 rejected, 4 unattributed.
+    pub status: i8,
+    pub reason: String,
+    pub model: String,
+    pub rules_version: String,
+    pub window_days: u32,
+    #[serde(with = "clickhouse::serde::uuid_vec")]
+    pub credit_affiliate_ids: Vec<Uuid>,
+    pub credit_sub_affiliate_ids: Vec<String>,
+    #[serde(with = "clickhouse::serde::uuid_vec")]
+    pub credit_campaign_ids: Vec<Uuid>,
+    #[serde(with = "clickhouse::serde::uuid_vec")]
+    pub credit_click_ids: Vec<Uuid>,
+    pub credit_bps: Vec<u32>,
+    pub decided_at: u32,
+    pub decided_at_ms: u64,
+    pub version: u64,
+}

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::rows::{ClickRow, GeoBlockRow};
+use super::rows::{AttributionRow, ClickRow, GeoBlockRow, PlayerEventRow, PlayerRow};
 use super::{retry, Store, StoreError};
 
 /// Batching limits.
@@ -52,11 +52,21 @@ pub struct WriteBatch {
     pub clicks: Vec<ClickRow>,
     /// Rows for `geo_blocked_clicks`.
     pub geo_blocks: Vec<GeoBlockRow>,
+    /// Rows for `player_events`.
+    pub events: Vec<PlayerEventRow>,
+    /// Rows for `players`.
+    pub players: Vec<PlayerRow>,
+    /// Rows for `attributions`.
+    pub attributions: Vec<AttributionRow>,
 }
 
 impl WriteBatch {
     fn len(&self) -> usize {
-        self.clicks.len() + self.geo_blocks.len()
+        self.clicks.len()
+            + self.geo_blocks.len()
+            + self.events.len()
+            + self.players.len()
+            + self.attributions.len()
     }
 }
 
@@ -202,28 +212,37 @@ async fn write_group(store: &Store, group: &[Pending], attempts: u32) -> Result<
 }
 
 async fn insert_group(store: &Store, group: &[Pending]) -> Result<(), StoreError> {
+    // Collect first: iterator adaptors must not live across an await.
+    fn rows<'a, R>(group: &'a [Pending], pick: fn(&'a WriteBatch) -> &'a Vec<R>) -> Vec<&'a R> {
+        group.iter().flat_map(|p| pick(&p.batch)).collect()
+    }
+    insert_rows(store, "clicks", &rows(group, |b| &b.clicks)).await?;
+    insert_rows(store, "geo_blocked_clicks", &rows(group, |b| &b.geo_blocks)).await?;
+    // Players and attributions before the events that refer to them: a
+    // reader who finds the event finds its attribution too.
+    insert_rows(store, "players", &rows(group, |b| &b.players)).await?;
+    insert_rows(store, "attributions", &rows(group, |b| &b.attributions)).await?;
+    insert_rows(store, "player_events", &rows(group, |b| &b.events)).await?;
+    Ok(())
+}
+
+/// One INSERT of all `rows` into `table` (nothing when there are none).
+async fn insert_rows<R>(store: &Store, table: &str, rows: &[&R]) -> Result<(), StoreError>
+where
+    R: clickhouse::RowOwned + clickhouse::RowWrite,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
     let timeout = Some(store.timeout());
-    if group.iter().any(|p| !p.batch.clicks.is_empty()) {
-        let mut insert = store
-            .client()
-            .insert::<ClickRow>("clicks")
-            .await?
-            .with_timeouts(timeout, timeout);
-        for row in group.iter().flat_map(|p| &p.batch.clicks) {
-            insert.write(row).await?;
-        }
-        insert.end().await?;
+    let mut insert = store
+        .client()
+        .insert::<R>(table)
+        .await?
+        .with_timeouts(timeout, timeout);
+    for row in rows {
+        insert.write(row).await?;
     }
-    if group.iter().any(|p| !p.batch.geo_blocks.is_empty()) {
-        let mut insert = store
-            .client()
-            .insert::<GeoBlockRow>("geo_blocked_clicks")
-            .await?
-            .with_timeouts(timeout, timeout);
-        for row in group.iter().flat_map(|p| &p.batch.geo_blocks) {
-            insert.write(row).await?;
-        }
-        insert.end().await?;
-    }
+    insert.end().await?;
     Ok(())
 }
