@@ -24,6 +24,7 @@ use clickstitch_shared::link::attribution_pair;
 use clickstitch_shared::{AffiliateId, BrandId, CampaignId, Click, GeoBlock};
 use clickstitch_shared::{LinkDefinition, LinkTemplate, ShortCode};
 
+use crate::clock::now;
 use crate::store::{Store, StoreError};
 
 /// Minimum time between two reloads triggered by a cache miss.
@@ -251,15 +252,6 @@ pub struct Catalog {
     state: RwLock<State>,
     store: Store,
     last_reload: Mutex<Option<Instant>>,
-}
-
-/// The current time as (Unix seconds, Unix milliseconds).
-fn now() -> (u32, u64) {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    (u32::try_from(ms / 1000).unwrap_or(u32::MAX), ms)
 }
 
 impl Catalog {

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
+use crate::clock::now;
 use crate::events::hex_sha256;
 use crate::store::{Store, StoreError};
 
@@ -106,14 +107,6 @@ pub struct Keys {
     store: Store,
     last_reload: Mutex<Option<Instant>>,
     postback_key: Option<SecretString>,
-}
-
-fn now() -> (u32, u64) {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    (u32::try_from(ms / 1000).unwrap_or(u32::MAX), ms)
 }
 
 impl Keys {

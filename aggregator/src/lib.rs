@@ -9,6 +9,7 @@
 pub mod attribution;
 pub mod auth;
 pub mod catalog;
+pub mod clock;
 pub mod commission;
 pub mod config;
 pub mod error;

@@ -10,9 +10,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use clickstitch_shared::{Click, GeoBlock};
 use serde::Serialize;
 
 use crate::auth::EdgeCaller;
+use crate::clock::{now_ms, secs};
 use crate::error::{ApiError, Problem};
 use crate::ingest::{parse_batch, RecordKind, Rejection};
 use crate::startup::AppState;
@@ -31,13 +33,6 @@ struct IngestResponse {
     rejected: Vec<Rejection>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Ingests one batch.
 pub async fn ingest_clicks(
     _edge: EdgeCaller,
@@ -49,13 +44,14 @@ pub async fn ingest_clicks(
     let mut parsed = parse_batch(&body, policy)
         .map_err(|e| ApiError::BadRequest(format!("body is not a click batch: {e}")))?;
 
-    let clicks: Vec<_> = parsed.clicks.iter().map(|(_, c)| c.clone()).collect();
-    let blocks: Vec<_> = parsed.geo_blocks.iter().map(|(_, b)| b.clone()).collect();
+    // Moved out, not cloned: the checks borrow them, then they become rows.
+    let (click_indices, clicks): (Vec<usize>, Vec<Click>) = parsed.clicks.drain(..).unzip();
+    let (block_indices, blocks): (Vec<usize>, Vec<GeoBlock>) = parsed.geo_blocks.drain(..).unzip();
     let (click_checks, block_checks) = state.catalog().check_records(&clicks, &blocks).await?;
 
-    let received_at = u32::try_from(now / 1000).unwrap_or(u32::MAX);
+    let received_at = secs(now);
     let mut batch = WriteBatch::default();
-    for ((index, click), problem) in parsed.clicks.drain(..).zip(click_checks) {
+    for ((index, click), problem) in click_indices.into_iter().zip(clicks).zip(click_checks) {
         match problem {
             None => batch.clicks.push(ClickRow::from_click(click, received_at)),
             Some(why) => parsed.rejected.push(Rejection {
@@ -66,7 +62,7 @@ pub async fn ingest_clicks(
             }),
         }
     }
-    for ((index, block), problem) in parsed.geo_blocks.drain(..).zip(block_checks) {
+    for ((index, block), problem) in block_indices.into_iter().zip(blocks).zip(block_checks) {
         match problem {
             None => batch
                 .geo_blocks

@@ -124,3 +124,107 @@ impl Store {
         Ok(row)
     }
 }
+
+const CLICK_SUMMARY: &str = "click_id, clicked_at_ms, brand_id, affiliate_id, sub_affiliate_id, \
+    campaign_id, link_code, country, device_fingerprint, is_bot, is_duplicate";
+
+fn uuid_list(ids: &[ClickId]) -> String {
+    ids.iter()
+        .map(|id| format!("toUUID('{id}')"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn second_list(ids: &[ClickId]) -> String {
+    let mut secs: Vec<u64> = ids.iter().map(|id| id.timestamp_ms() / 1000).collect();
+    secs.sort_unstable();
+    secs.dedup();
+    secs.iter()
+        .map(|s| format!("toDateTime({s})"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Store {
+    /// The clicks with these ids, whatever their brand. Ids and times come
+    /// from parsed `ClickId`s (no user text reaches the SQL); the times carried
+    /// in the ids select the partitions and key ranges.
+    pub async fn find_clicks(
+        &self,
+        brand: Option<clickstitch_shared::BrandId>,
+        ids: &[ClickId],
+    ) -> Result<Vec<super::rows::ClickSummaryRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let brand_filter = brand
+            .map(|b| format!("brand_id = toUUID('{b}') AND "))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT {CLICK_SUMMARY} FROM clicks FINAL WHERE {brand_filter}clicked_at IN ({}) AND click_id IN ({})",
+            second_list(ids),
+            uuid_list(ids)
+        );
+        Ok(self.client().query_raw(&sql).fetch_all().await?)
+    }
+
+    /// Human clicks on `brand` with one of `fingerprints` between the two
+    /// times (inclusive), via the `clicks_by_fingerprint` index.
+    pub async fn find_clicks_by_fingerprint(
+        &self,
+        brand: clickstitch_shared::BrandId,
+        fingerprints: &[clickstitch_shared::fingerprint::Hash128],
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<super::rows::ClickSummaryRow>, StoreError> {
+        if fingerprints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fps = fingerprints
+            .iter()
+            .map(|f| format!("'{f}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT {CLICK_SUMMARY} FROM clicks FINAL WHERE brand_id = toUUID('{brand}') \
+             AND (clicked_at, click_id) IN (\
+                SELECT clicked_at, click_id FROM clicks_by_fingerprint \
+                WHERE brand_id = toUUID('{brand}') AND device_fingerprint IN ({fps}) \
+                AND clicked_at BETWEEN toDateTime({}) AND toDateTime({}) \
+                AND clicked_at_ms BETWEEN {from_ms} AND {to_ms})",
+            from_ms / 1000,
+            to_ms / 1000,
+        );
+        Ok(self.client().query_raw(&sql).fetch_all().await?)
+    }
+
+    /// The stored hash and response of a brand's event id, if any.
+    pub async fn find_event(
+        &self,
+        brand: clickstitch_shared::BrandId,
+        event_id: &str,
+    ) -> Result<Option<super::rows::StoredEventRow>, StoreError> {
+        Ok(self
+            .client()
+            .query("SELECT payload_sha256, response FROM player_events FINAL WHERE brand_id = toUUID(?) AND event_id = ? LIMIT 1")
+            .bind(brand.to_string())
+            .bind(event_id)
+            .fetch_optional()
+            .await?)
+    }
+
+    /// The latest attribution of a player, if any.
+    pub async fn find_attribution(
+        &self,
+        brand: clickstitch_shared::BrandId,
+        player: uuid::Uuid,
+    ) -> Result<Option<super::rows::AttributionRow>, StoreError> {
+        Ok(self
+            .client()
+            .query("SELECT ?fields FROM attributions FINAL WHERE brand_id = toUUID(?) AND player_id = toUUID(?) LIMIT 1")
+            .bind(brand.to_string())
+            .bind(player.to_string())
+            .fetch_optional()
+            .await?)
+    }
+}

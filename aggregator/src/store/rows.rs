@@ -621,3 +621,31 @@ pub struct AttributionRow {
     pub decided_at_ms: u64,
     pub version: u64,
 }
+
+/// What stitching needs to know about a click.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct ClickSummaryRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub click_id: Uuid,
+    pub clicked_at_ms: u64,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub affiliate_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid::option")]
+    pub sub_affiliate_id: Option<Uuid>,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub campaign_id: Uuid,
+    pub link_code: String,
+    pub country: [u8; 2],
+    pub device_fingerprint: String,
+    pub is_bot: u8,
+    pub is_duplicate: u8,
+}
+
+/// The stored outcome of an event id (idempotency).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct StoredEventRow {
+    pub payload_sha256: String,
+    pub response: String,
+}
