@@ -1,1 +1,43 @@
-//! Attribution (pure): touchpoints, models, versioned per-brand/jurisdiction rules and their hot reload. Filled in by the attribution work.
+//! Attribution (pure): which affiliates get credit for a player's
+//! registration, by which model and rules version, and the KYC gate.
+//!
+//! Owns the touchpoint rule and the unattributed reasons ([`decide`]), the
+//! credit models and their exact integer split ([`credit`]), the versioned
+//! per-brand / per-jurisdiction rules ([`rules`]), their loading and hot
+//! reload ([`loader`]: the only IO here, and it only reads the rules
+//! directory) and the KYC status ([`kyc`]). Must not touch ClickHouse, HTTP
+//! or a clock: the caller looks clicks up, passes time in, and persists the
+//! [`Decision`]. See `docs/attribution.md` for the rules format and worked
+//! examples.
+//!
+//! Typical use by the events layer:
+//!
+//! ```text
+//! let rules = store.current();                      // Arc<RuleSet>, one per event
+//! let found = clicks_by_id(&registration.reported_click_ids).await?;
+//! if let Some(q) = fingerprint_query(&registration, &found, &rules) {
+//!     found.extend(clicks_by_fingerprint(&q).await?);
+//! }
+//! let decision = attribute(&registration, &found, &traffic_types, &rules);
+//! persist(&decision).await?;                        // records decision.rules()
+//! ```
+
+pub mod credit;
+pub mod decide;
+pub mod kyc;
+pub mod loader;
+pub mod rules;
+
+pub use credit::{HalfLife, Model, PositionSplit};
+pub use decide::{
+    attribute, attribute_with, fingerprint_query, AffiliateCredit, Attribution, Basis, ClickCheck,
+    Decision, ExcludedTouchpoint, FingerprintOutcome, FingerprintQuery, FoundClick, Ineligibility,
+    Origin, Registration, ReportedClick, Touchpoint, TrafficTypes, Unattributed,
+    UnattributedReason,
+};
+pub use kyc::{AttributionStatus, CommissionEffect, KycEvent, KycTransition};
+pub use loader::{load_dir, ReloadError, ReloadOutcome, ReloadReport, RulesReloader, RulesStore};
+pub use rules::{Jurisdiction, RuleSet, Rules, RulesError, RulesRef, TrafficType};
+
+#[cfg(test)]
+mod tests;
