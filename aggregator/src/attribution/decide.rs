@@ -197,7 +197,8 @@ pub enum ClickCheck {
     NotFound,
     /// The click belongs to another brand.
     OtherBrand {
-        /// The click's brand.
+        /// The click's brand (`other_brand_id` in JSON).
+        #[serde(rename = "other_brand_id")]
         brand_id: BrandId,
     },
     /// The click was screened as a bot.
@@ -261,7 +262,7 @@ pub struct ExcludedTouchpoint {
 
 /// What fingerprint matching contributed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "fingerprint", rename_all = "snake_case")]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum FingerprintOutcome {
     /// The rules turn it off.
     Disabled,
@@ -297,7 +298,9 @@ pub enum UnattributedReason {
     /// The reported clicks that exist belong to other brands (the first
     /// such brand).
     ClickOfAnotherBrand {
-        /// The click's brand.
+        /// The click's brand (`other_brand_id` in JSON, next to the
+        /// registration's `brand_id`).
+        #[serde(rename = "other_brand_id")]
         brand_id: BrandId,
     },
     /// Every reported click of this brand is a bot.
@@ -308,7 +311,8 @@ pub enum UnattributedReason {
         click_id: ClickId,
         /// How much older than the window allows, ms.
         by_ms: u64,
-        /// The window, days.
+        /// The window, days (not serialised: [`Basis::window_days`] has it).
+        #[serde(skip)]
         window_days: u16,
     },
     /// The nearest human click of this brand came after the registration.

@@ -704,7 +704,28 @@ fn decisions_serialise_for_storage() {
     let json = serde_json::to_value(&u).expect("json");
     assert_eq!(json["outcome"], "unattributed");
     assert_eq!(json["reason"], "no_click_reported");
+    assert_eq!(json["fingerprint"]["outcome"], "no_device");
     assert_eq!(u.status_code(), "unattributed");
+}
+
+#[test]
+fn serialised_reasons_do_not_repeat_a_key_of_the_decision() {
+    let rules = rules_with(&[]);
+    let mut other = click(1, 3, 1);
+    other.brand_id = brand(2);
+    let old = click(2, 40, 1);
+    for d in [
+        decide(&[&other], std::slice::from_ref(&other), &rules),
+        decide(&[&old], std::slice::from_ref(&old), &rules),
+    ] {
+        let text = serde_json::to_string(&d).expect("json");
+        for key in ["\"brand_id\"", "\"window_days\"", "\"reason\""] {
+            assert_eq!(text.matches(key).count(), 1, "{key} in {text}");
+        }
+    }
+    let json = serde_json::to_value(decide(&[&other], std::slice::from_ref(&other), &rules))
+        .expect("json");
+    assert_eq!(json["other_brand_id"], brand(2).to_string());
 }
 
 #[test]
