@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS affiliates
     affiliate_id UUID,
     name String,
     parent_affiliate_id Nullable(UUID),
+    traffic_types Array(String),
     created_at DateTime,
     version UInt64
 )

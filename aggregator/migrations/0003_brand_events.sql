@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS attributions
     credit_campaign_ids Array(UUID),
     credit_click_ids Array(UUID),
     credit_bps Array(UInt32),
+    decision String,
     decided_at DateTime,
     decided_at_ms UInt64,
     version UInt64

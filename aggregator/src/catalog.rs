@@ -24,6 +24,7 @@ use clickstitch_shared::link::attribution_pair;
 use clickstitch_shared::{AffiliateId, BrandId, CampaignId, Click, GeoBlock};
 use clickstitch_shared::{LinkDefinition, LinkTemplate, ShortCode};
 
+use crate::attribution::{TrafficType, TrafficTypes};
 use crate::clock::now;
 use crate::store::{Store, StoreError};
 
@@ -98,6 +99,9 @@ pub struct Affiliate {
     /// The parent account when this is a sub-affiliate.
     #[serde(rename = "parent_affiliate_id")]
     pub parent_id: Option<AffiliateId>,
+    /// The kinds of traffic the affiliate sends (attribution rules may
+    /// exclude some per jurisdiction).
+    pub traffic_types: BTreeSet<TrafficType>,
     /// Unix seconds.
     pub created_at: u32,
     /// Version.
@@ -165,6 +169,8 @@ pub struct NewAffiliate {
     pub name: Name,
     /// Parent, for a sub-affiliate.
     pub parent_id: Option<AffiliateId>,
+    /// Traffic types.
+    pub traffic_types: BTreeSet<TrafficType>,
 }
 
 /// A validated request to create a campaign.
@@ -340,6 +346,19 @@ impl Catalog {
         v
     }
 
+    /// The declared traffic types of these affiliates (unknown ids are left
+    /// undeclared).
+    pub fn traffic_types(&self, affiliates: impl IntoIterator<Item = AffiliateId>) -> TrafficTypes {
+        let state = self.read_state();
+        let mut out = TrafficTypes::new();
+        for id in affiliates {
+            if let Some(a) = state.affiliates.get(&id) {
+                out.declare(id, a.traffic_types.iter().cloned());
+            }
+        }
+        out
+    }
+
     /// All campaigns.
     pub fn campaigns(&self) -> Vec<Campaign> {
         let mut v: Vec<_> = self.read_state().campaigns.values().cloned().collect();
@@ -375,6 +394,7 @@ impl Catalog {
             id: AffiliateId::from(uuid::Uuid::now_v7()),
             name: new.name,
             parent_id: new.parent_id,
+            traffic_types: new.traffic_types,
             created_at: secs,
             version: ms,
         };

@@ -29,6 +29,31 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Attribution rules and brand events.
+    pub attribution: AttributionSettings,
+}
+
+/// `[attribution]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttributionSettings {
+    /// Directory of the versioned rules files (see docs/attribution.md).
+    pub rules_dir: std::path::PathBuf,
+    /// How often the rules directory is checked for changes, seconds.
+    pub reload_secs: u64,
+    /// Group-commit window for brand events, ms (the bound on how long an
+    /// event waits before its INSERT starts; keeps stitching latency low).
+    pub event_batch_delay_ms: u64,
+}
+
+impl Default for AttributionSettings {
+    fn default() -> Self {
+        Self {
+            rules_dir: "config/attribution".into(),
+            reload_secs: 5,
+            event_batch_delay_ms: 2,
+        }
+    }
 }
 
 /// `[server]`.
@@ -251,6 +276,8 @@ CONFIGURATION
                 operator_token = (required, >= 16 chars; for /admin/v1)
                 postback_key = (optional, >= 32 chars; enables /postback/v1)
   [log]         format = \"json\" | \"pretty\"    filter = \"info\" (RUST_LOG overrides)
+  [attribution] rules_dir = \"config/attribution\"  reload_secs = 5
+                event_batch_delay_ms = 2
 
   Example: CLICKSTITCH_CLICKHOUSE__URL=http://ch:8123 CLICKSTITCH_AUTH__EDGE_SECRET=... \\
            clickstitch-aggregator --config aggregator.toml";

@@ -91,6 +91,11 @@ impl PlayerId {
         Self(Uuid::new_v5(&PLAYER_NAMESPACE, name.as_bytes()))
     }
 
+    /// An id read back from storage (where it was derived before).
+    pub fn from_stored(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
     /// The UUID.
     pub fn as_uuid(&self) -> Uuid {
         self.0

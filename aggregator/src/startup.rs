@@ -14,12 +14,15 @@ use tokio::net::TcpListener;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::attribution::{RulesReloader, RulesStore};
 use crate::catalog::Catalog;
 use crate::config::{IngestSettings, Secrets, Settings};
+use crate::conversions::Conversions;
 use crate::ingest::TimePolicy;
 use crate::keys::Keys;
-use crate::routes::{admin, clicks, edge_links, health};
-use crate::store::writer::{ClickWriter, WriterTask};
+use crate::routes::{admin, clicks, edge_links, events, health, postback};
+use crate::stitching::Stitcher;
+use crate::store::writer::{ClickWriter, WriterConfig, WriterTask};
 use crate::store::Store;
 
 /// Shared state of all handlers.
@@ -31,6 +34,7 @@ struct Inner {
     store: Store,
     catalog: Catalog,
     keys: Keys,
+    conversions: Conversions,
     writer: ClickWriter,
     secrets: Secrets,
     ingest: IngestSettings,
@@ -42,6 +46,7 @@ impl AppState {
         store: Store,
         catalog: Catalog,
         keys: Keys,
+        conversions: Conversions,
         writer: ClickWriter,
         secrets: Secrets,
         ingest: IngestSettings,
@@ -50,6 +55,7 @@ impl AppState {
             store,
             catalog,
             keys,
+            conversions,
             writer,
             secrets,
             ingest,
@@ -59,6 +65,11 @@ impl AppState {
     /// The API keys.
     pub fn keys(&self) -> &Keys {
         &self.0.keys
+    }
+
+    /// The conversion service.
+    pub fn conversions(&self) -> &Conversions {
+        &self.0.conversions
     }
 
     /// The store.
@@ -121,10 +132,18 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let edge = Router::new()
         .route("/clicks", post(clicks::ingest_clicks))
         .route("/links/{code}", get(edge_links::link_definition));
+    let api = Router::new()
+        .route("/events", post(events::post_event))
+        .route(
+            "/players/{player_id}/attribution",
+            get(events::get_attribution),
+        );
     Router::new()
         .route("/health", get(health::health))
         .nest("/admin/v1", admin)
         .nest("/edge/v1", edge)
+        .nest("/api/v1", api)
+        .route("/postback/v1/{brand_id}", get(postback::postback))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(RequestDecompressionLayer::new())
         .layer(TraceLayer::new_for_http())
@@ -137,7 +156,9 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     state: AppState,
-    writer_task: WriterTask,
+    writer_tasks: Vec<WriterTask>,
+    reloader: RulesReloader,
+    reload_every: Duration,
     max_body_bytes: usize,
 }
 
@@ -171,6 +192,28 @@ impl Application {
             .context("loading API keys")?;
         let (writer, writer_task) =
             ClickWriter::spawn(store.clone(), settings.ingest.writer_config());
+        let rules_dir = &settings.attribution.rules_dir;
+        let rules =
+            Arc::new(RulesStore::load(rules_dir).with_context(|| {
+                format!("loading attribution rules from {}", rules_dir.display())
+            })?);
+        let reloader = RulesReloader::new(Arc::clone(&rules), rules_dir.clone());
+        // Brand events get their own writer: a short group-commit window keeps
+        // registration → attribution latency low.
+        let (event_writer, event_writer_task) = ClickWriter::spawn(
+            store.clone(),
+            WriterConfig {
+                max_rows: 10_000,
+                max_delay: Duration::from_millis(settings.attribution.event_batch_delay_ms),
+                max_in_flight: 4,
+                attempts: 3,
+            },
+        );
+        let conversions = Conversions::new(
+            store.clone(),
+            event_writer,
+            Stitcher::new(store.clone(), rules),
+        );
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address)
             .await
@@ -180,6 +223,7 @@ impl Application {
             store,
             catalog,
             keys,
+            conversions,
             writer,
             secrets,
             settings.ingest.clone(),
@@ -188,7 +232,9 @@ impl Application {
             listener,
             port,
             state,
-            writer_task,
+            writer_tasks: vec![writer_task, event_writer_task],
+            reloader,
+            reload_every: Duration::from_secs(settings.attribution.reload_secs.max(1)),
             max_body_bytes: settings.server.max_body_bytes,
         })
     }
@@ -207,24 +253,36 @@ impl Application {
         let Self {
             listener,
             state,
-            writer_task,
+            writer_tasks,
+            reloader,
+            reload_every,
             max_body_bytes,
             port,
         } = self;
         tracing::info!(port, "aggregator listening");
+        let (stop_jobs, mut jobs_stopped) = tokio::sync::watch::channel(false);
+        let reload_job = tokio::spawn(reloader.run_until_stopped(reload_every, async move {
+            let _ = jobs_stopped.changed().await;
+        }));
         let app = router(state, max_body_bytes);
-        let drainer = writer_task.drainer();
+        let drainers: Vec<_> = writer_tasks.iter().map(WriterTask::drainer).collect();
         let shutdown = async move {
             shutdown.await;
             // Requests still in flight get their groups written at once.
-            drainer.drain_now();
+            drainers.iter().for_each(|d| d.drain_now());
+            let _ = stop_jobs.send(true);
         };
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
-        tracing::info!("HTTP stopped; flushing pending clicks");
-        writer_task.finished().await;
+        tracing::info!("HTTP stopped; flushing pending writes");
+        for task in writer_tasks {
+            task.finished().await;
+        }
+        if let Err(e) = reload_job.await {
+            tracing::error!(error = %e, "rules reload job failed");
+        }
         tracing::info!("aggregator stopped");
         Ok(())
     }

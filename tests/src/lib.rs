@@ -71,6 +71,7 @@ fn settings(ch: &ClickHouseServer, database: &str, port: u16) -> Settings {
     s.ingest.max_batch_delay_ms = 20;
     s.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
     s.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
+    s.attribution.rules_dir = clickstitch_testkit::workerd::repo_root().join("config/attribution");
     s
 }
 

@@ -128,6 +128,8 @@ pub struct CreateAffiliate {
     name: String,
     #[serde(default)]
     parent_affiliate_id: Option<String>,
+    #[serde(default)]
+    traffic_types: Vec<String>,
 }
 
 /// Creates an affiliate (a sub-affiliate when a parent is given).
@@ -144,10 +146,18 @@ pub async fn create_affiliate(
             .take("parent_affiliate_id", AffiliateId::parse(p))
             .map(Some),
     };
+    let traffic_types = f.take(
+        "traffic_types",
+        body.traffic_types
+            .iter()
+            .map(|t| crate::attribution::TrafficType::parse(t))
+            .collect::<Result<_, _>>(),
+    );
     let new = (|| {
         Some(NewAffiliate {
             name: name?,
             parent_id: parent?,
+            traffic_types: traffic_types?,
         })
     })();
     let affiliate = state.catalog().create_affiliate(f.finish(new)?).await?;

@@ -4,4 +4,6 @@
 pub mod admin;
 pub mod clicks;
 pub mod edge_links;
+pub mod events;
 pub mod health;
+pub mod postback;

@@ -176,6 +176,7 @@ impl Store {
         fingerprints: &[clickstitch_shared::fingerprint::Hash128],
         from_ms: u64,
         to_ms: u64,
+        limit: usize,
     ) -> Result<Vec<super::rows::ClickSummaryRow>, StoreError> {
         if fingerprints.is_empty() {
             return Ok(Vec::new());
@@ -191,7 +192,7 @@ impl Store {
                 SELECT clicked_at, click_id FROM clicks_by_fingerprint \
                 WHERE brand_id = toUUID('{brand}') AND device_fingerprint IN ({fps}) \
                 AND clicked_at BETWEEN toDateTime({}) AND toDateTime({}) \
-                AND clicked_at_ms BETWEEN {from_ms} AND {to_ms})",
+                AND clicked_at_ms BETWEEN {from_ms} AND {to_ms}) LIMIT {limit}",
             from_ms / 1000,
             to_ms / 1000,
         );
@@ -211,6 +212,27 @@ impl Store {
             .bind(event_id)
             .fetch_optional()
             .await?)
+    }
+
+    /// The global id of a brand's player, if the player registered.
+    pub async fn find_player(
+        &self,
+        brand: clickstitch_shared::BrandId,
+        brand_player_id: &str,
+    ) -> Result<Option<uuid::Uuid>, StoreError> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct Id {
+            #[serde(with = "clickhouse::serde::uuid")]
+            player_id: uuid::Uuid,
+        }
+        Ok(self
+            .client()
+            .query("SELECT player_id FROM players FINAL WHERE brand_id = toUUID(?) AND brand_player_id = ? LIMIT 1")
+            .bind(brand.to_string())
+            .bind(brand_player_id)
+            .fetch_optional::<Id>()
+            .await?
+            .map(|r| r.player_id))
     }
 
     /// The latest attribution of a player, if any.

@@ -13,6 +13,7 @@ use clickstitch_shared::ip::IpStorage;
 use clickstitch_shared::{AffiliateId, BrandId, CampaignId, Click, CountryCode, GeoBlock};
 use clickstitch_shared::{LinkTemplate, ShortCode};
 
+use crate::attribution::TrafficType;
 use crate::catalog::{Affiliate, Brand, Campaign, Link, Name};
 
 /// `clicks` row.
@@ -248,6 +249,7 @@ pub struct AffiliateRow {
     pub name: String,
     #[serde(with = "clickhouse::serde::uuid::option")]
     pub parent_affiliate_id: Option<Uuid>,
+    pub traffic_types: Vec<String>,
     pub created_at: u32,
     pub version: u64,
 }
@@ -258,6 +260,11 @@ impl From<&Affiliate> for AffiliateRow {
             affiliate_id: a.id.as_uuid(),
             name: a.name.to_string(),
             parent_affiliate_id: a.parent_id.map(|p| p.as_uuid()),
+            traffic_types: a
+                .traffic_types
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
             created_at: a.created_at,
             version: a.version,
         }
@@ -271,6 +278,12 @@ impl TryFrom<AffiliateRow> for Affiliate {
             id: AffiliateId::from(r.affiliate_id),
             name: Name::parse(&r.name).map_err(|e| corrupt("affiliates", r.affiliate_id, e))?,
             parent_id: r.parent_affiliate_id.map(AffiliateId::from),
+            traffic_types: r
+                .traffic_types
+                .iter()
+                .map(|t| TrafficType::parse(t))
+                .collect::<Result<_, _>>()
+                .map_err(|e| corrupt("affiliates", r.affiliate_id, e))?,
             created_at: r.created_at,
             version: r.version,
         })
@@ -617,6 +630,8 @@ pub struct AttributionRow {
     #[serde(with = "clickhouse::serde::uuid_vec")]
     pub credit_click_ids: Vec<Uuid>,
     pub credit_bps: Vec<u32>,
+    /// The full decision as JSON (touchpoints, checks, exclusions).
+    pub decision: String,
     pub decided_at: u32,
     pub decided_at_ms: u64,
     pub version: u64,

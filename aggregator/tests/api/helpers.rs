@@ -50,6 +50,7 @@ pub struct TestApp {
 pub struct Options {
     pub own_clickhouse: bool,
     pub max_batch_delay_ms: u64,
+    pub postback_key: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -57,8 +58,14 @@ impl Default for Options {
         Self {
             own_clickhouse: false,
             max_batch_delay_ms: 20,
+            postback_key: None,
         }
     }
+}
+
+/// The repository's example attribution rules.
+pub fn rules_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/attribution")
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -92,6 +99,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.ingest.max_batch_delay_ms = options.max_batch_delay_ms;
     settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
     settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
+    settings.attribution.rules_dir = rules_dir();
+    settings.auth.postback_key = options.postback_key.map(|k| k.to_owned().into());
 
     let app = Application::build(settings)
         .await
@@ -109,6 +118,33 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client"),
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+/// A second aggregator on an existing database (nothing in its memory).
+pub async fn spawn_on_database(ch: &ClickHouseServer, database: &str) -> TestApp {
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.clickhouse.url = ch.http_url();
+    settings.clickhouse.database = database.to_owned();
+    settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
+    settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
+    settings.attribution.rules_dir = rules_dir();
+    let app = Application::build(settings)
+        .await
+        .expect("build the application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        database: database.to_owned(),
+        ch: Ch::Shared(ClickHouseServer::shared()),
+        http: reqwest::Client::new(),
         shutdown: Some(tx),
         handle: Some(handle),
     }
@@ -173,6 +209,44 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Issues an API key for a brand or affiliate (`brands/{id}` or
+    /// `affiliates/{id}`) and returns its token.
+    pub async fn issue_key(&self, owner: &str) -> String {
+        let (s, body) = self
+            .admin_post(&format!("{owner}/api-keys"), json!({}))
+            .await;
+        assert_eq!(s, 201, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// POSTs an event with `key`; returns status, replay header and body.
+    pub async fn post_event(&self, key: &str, event: Value) -> (u16, bool, Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/events", self.address))
+            .bearer_auth(key)
+            .json(&event)
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status().as_u16();
+        let replayed = r.headers().get("idempotent-replayed").is_some();
+        (status, replayed, r.json().await.expect("json body"))
+    }
+
+    /// GETs `path` (under the app) with `key`.
+    pub async fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// Runs SQL in the app's database, returning the text result.

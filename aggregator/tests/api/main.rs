@@ -4,5 +4,6 @@
 
 mod admin;
 mod clicks;
+mod events;
 mod health;
 mod helpers;

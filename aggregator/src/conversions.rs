@@ -1,0 +1,232 @@
+//! Conversions: taking a brand's events, exactly once, and stitching
+//! registrations to clicks.
+//!
+//! Owns the submission protocol: an event id is processed once per brand; a
+//! replay with the same canonical payload returns the first answer, a replay
+//! with a different payload is a conflict (409). Requests for the same event
+//! id are serialised inside this process (sharded locks); across processes
+//! the durable `player_events` row decides. An answer is given only after the
+//! event (and, for registrations, the player and the attribution) is durable
+//! in ClickHouse.
+//!
+//! Registrations are stitched here: the IO (finding the reported clicks and
+//! the player's other clicks by device fingerprint) happens here, the
+//! decision in [`crate::attribution`]. Must not compute commissions (the
+//! commission job reads the stored events).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex as StdMutex;
+
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use clickstitch_shared::BrandId;
+
+use crate::catalog::Catalog;
+use crate::clock::now_ms;
+use crate::events::{BrandEvent, EventKind};
+use crate::stitching::Stitcher;
+use crate::store::rows::{PlayerEventRow, PlayerRow, StoredEventRow};
+use crate::store::writer::{ClickWriter, WriteBatch};
+use crate::store::{Store, StoreError};
+
+/// Lock shards for in-flight event ids.
+const SHARDS: usize = 64;
+/// Recently answered events kept in memory for fast replays.
+const RECENT_CAPACITY: usize = 100_000;
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The event id was used before with a different payload.
+    #[error("event id {0} was already used with a different payload")]
+    Conflict(String),
+    /// Storage failed (nothing was acknowledged).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The answer to a submission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    /// True when this is a replay of an event already processed.
+    pub replayed: bool,
+    /// The answer body (identical for the first submission and replays).
+    pub response: Value,
+}
+
+/// The conversion service.
+#[derive(Debug)]
+pub struct Conversions {
+    store: Store,
+    writer: ClickWriter,
+    stitcher: Stitcher,
+    locks: Vec<Mutex<()>>,
+    recent: StdMutex<Recent>,
+}
+
+#[derive(Debug, Default)]
+struct Recent {
+    map: HashMap<(BrandId, String), StoredEventRow>,
+    order: std::collections::VecDeque<(BrandId, String)>,
+}
+
+impl Recent {
+    fn get(&self, key: &(BrandId, String)) -> Option<StoredEventRow> {
+        self.map.get(key).cloned()
+    }
+
+    fn put(&mut self, key: (BrandId, String), value: StoredEventRow) {
+        if self.map.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > RECENT_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
+impl Conversions {
+    /// A service writing through `writer` (configured for low latency).
+    pub fn new(store: Store, writer: ClickWriter, stitcher: Stitcher) -> Self {
+        Self {
+            store,
+            writer,
+            stitcher,
+            locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
+            recent: StdMutex::new(Recent::default()),
+        }
+    }
+
+    /// The stitcher (for reading attributions).
+    pub fn stitcher(&self) -> &Stitcher {
+        &self.stitcher
+    }
+
+    fn shard(&self, brand: BrandId, event_id: &str) -> &Mutex<()> {
+        let mut h = DefaultHasher::new();
+        (brand, event_id).hash(&mut h);
+        &self.locks[(h.finish() as usize) % SHARDS]
+    }
+
+    fn replay(&self, event: &BrandEvent, stored: StoredEventRow) -> Result<Submitted, SubmitError> {
+        if stored.payload_sha256 != event.payload_sha256 {
+            return Err(SubmitError::Conflict(event.event_id.as_str().to_owned()));
+        }
+        let response = serde_json::from_str(&stored.response).unwrap_or(Value::Null);
+        Ok(Submitted {
+            replayed: true,
+            response,
+        })
+    }
+
+    /// Processes an event exactly once.
+    pub async fn submit(
+        &self,
+        catalog: &Catalog,
+        event: BrandEvent,
+    ) -> Result<Submitted, SubmitError> {
+        let key = (event.brand_id, event.event_id.as_str().to_owned());
+        let _guard = self
+            .shard(event.brand_id, event.event_id.as_str())
+            .lock()
+            .await;
+        let cached = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key);
+        if let Some(stored) = cached {
+            return self.replay(&event, stored);
+        }
+        if let Some(stored) = self
+            .store
+            .find_event(event.brand_id, event.event_id.as_str())
+            .await?
+        {
+            self.recent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .put(key, stored.clone());
+            return self.replay(&event, stored);
+        }
+
+        let received_ms = now_ms();
+        let received_at = u32::try_from(received_ms / 1000).unwrap_or(u32::MAX);
+        let mut batch = WriteBatch::default();
+        let mut response = json!({
+            "event_id": event.event_id,
+            "type": event.kind.type_name(),
+            "player_id": event.brand_player_id,
+            "status": "accepted",
+        });
+        match &event.kind {
+            EventKind::Registration {
+                country,
+                player_ref,
+                ..
+            } => {
+                let attribution = self.stitcher.stitch(catalog, &event, received_ms).await?;
+                response["attribution"] = attribution.to_json();
+                batch.attributions.push(attribution.row);
+                batch.players.push(PlayerRow {
+                    player_id: event.player_id.as_uuid(),
+                    brand_id: event.brand_id.as_uuid(),
+                    brand_player_id: event.brand_player_id.as_str().to_owned(),
+                    player_ref_sha256: player_ref
+                        .as_deref()
+                        .map(|r| crate::events::hex_sha256(r.as_bytes()))
+                        .unwrap_or_default(),
+                    registered_at: u32::try_from(event.occurred_at_ms / 1000).unwrap_or(u32::MAX),
+                    country: {
+                        let b = country.as_str().as_bytes();
+                        [b[0], b[1]]
+                    },
+                    version: received_ms,
+                });
+            }
+            EventKind::Kyc { status } => {
+                if let Some(updated) = self
+                    .stitcher
+                    .apply_kyc(&event, *status, received_ms)
+                    .await?
+                {
+                    response["attribution"] = updated.to_json();
+                    batch.attributions.push(updated.row);
+                }
+            }
+            _ => {}
+        }
+        let response_text = response.to_string();
+        batch.events.push(PlayerEventRow::from_event(
+            &event,
+            received_at,
+            response_text.clone(),
+        ));
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| match std::sync::Arc::try_unwrap(e) {
+                Ok(e) => SubmitError::Store(e),
+                Err(shared) => SubmitError::Store(if shared.is_retryable() {
+                    StoreError::Unavailable(shared.to_string())
+                } else {
+                    StoreError::Rejected(shared.to_string())
+                }),
+            })?;
+        self.recent.lock().unwrap_or_else(|p| p.into_inner()).put(
+            key,
+            StoredEventRow {
+                payload_sha256: event.payload_sha256.clone(),
+                response: response_text,
+            },
+        );
+        Ok(Submitted {
+            replayed: false,
+            response,
+        })
+    }
+}

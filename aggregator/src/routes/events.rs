@@ -1,0 +1,82 @@
+//! `POST /api/v1/events` (brand key): brands report player events.
+//! `GET /api/v1/players/{player_id}/attribution` (brand key): a player's
+//! attribution as it stands.
+//!
+//! 201 for a new event, 200 with `Idempotent-Replayed: true` for a replay
+//! of the same event (same body as the first answer), 409 when the event id
+//! was used with a different payload, 422 with every field problem, 503
+//! when nothing could be stored.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::auth::BrandCaller;
+use crate::conversions::{SubmitError, Submitted};
+use crate::error::ApiError;
+use crate::events::{BrandEvent, BrandPlayerId, EventRequest, PlayerId, Source};
+use crate::routes::admin::ApiJson;
+use crate::startup::AppState;
+
+/// Header set on replayed answers.
+pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Submits a validated event and shapes the answer.
+pub async fn submit(state: &AppState, event: BrandEvent) -> Result<Response, ApiError> {
+    match state.conversions().submit(state.catalog(), event).await {
+        Ok(Submitted {
+            replayed: false,
+            response,
+        }) => Ok((StatusCode::CREATED, Json(response)).into_response()),
+        Ok(Submitted {
+            replayed: true,
+            response,
+        }) => {
+            let mut r = (StatusCode::OK, Json(response)).into_response();
+            r.headers_mut()
+                .insert(REPLAYED, HeaderValue::from_static("true"));
+            Ok(r)
+        }
+        Err(SubmitError::Conflict(id)) => Err(ApiError::Conflict(format!(
+            "event_id {id} was already used with a different payload"
+        ))),
+        Err(SubmitError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Takes one event.
+pub async fn post_event(
+    BrandCaller(brand): BrandCaller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EventRequest>,
+) -> Result<Response, ApiError> {
+    let event = body
+        .into_event(brand, Source::Api)
+        .map_err(ApiError::Validation)?;
+    submit(&state, event).await
+}
+
+/// A player's attribution.
+pub async fn get_attribution(
+    BrandCaller(brand): BrandCaller,
+    State(state): State<AppState>,
+    Path(player): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let player = BrandPlayerId::parse(&player).map_err(|_| ApiError::NotFound("player"))?;
+    // Registrations may carry an operator-wide player_ref; the attribution
+    // is found through the stored player row in that case.
+    let player_id = state
+        .conversions()
+        .stitcher()
+        .player_id(brand, &player)
+        .await?
+        .unwrap_or_else(|| PlayerId::derive(brand, &player, None));
+    let attribution = state
+        .conversions()
+        .stitcher()
+        .read(brand, player_id)
+        .await?
+        .ok_or(ApiError::NotFound("player"))?;
+    Ok(Json(attribution))
+}

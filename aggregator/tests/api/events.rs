@@ -1,0 +1,439 @@
+use serde_json::{json, Value};
+
+use clickstitch_shared::{ClickIdGenerator, RawClick};
+
+use crate::helpers::{click, now_ms, spawn_app, spawn_app_with, Fixture, Options, TestApp};
+
+const DAY_MS: u64 = 86_400_000;
+
+/// Stores clicks through the edge ingest endpoint.
+async fn store_clicks(app: &TestApp, clicks: &[RawClick]) {
+    let (status, body) = app.post_batch(clicks, &[]).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn registration(event_id: &str, player: &str, clicks: &[&RawClick], at_ms: u64) -> Value {
+    json!({
+        "event_id": event_id, "type": "registration", "occurred_at": at_ms,
+        "player_id": player, "country": "DE",
+        "click_ids": clicks.iter().map(|c| c.click_id.clone()).collect::<Vec<_>>(),
+    })
+}
+
+async fn brand_key(app: &TestApp, f: &Fixture) -> String {
+    app.issue_key(&format!("brands/{}", f.brand_id)).await
+}
+
+#[tokio::test]
+async fn a_registration_with_a_click_id_is_attributed_and_readable_at_once() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let mut ids = ClickIdGenerator::new();
+    let c = click(&f, &mut ids, 1);
+    store_clicks(&app, std::slice::from_ref(&c)).await;
+
+    let (status, replayed, body) = app
+        .post_event(&key, registration("reg-1", "p-1", &[&c], now_ms() + 1000))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!replayed);
+    let a = &body["attribution"];
+    assert_eq!(a["status"], "pending_kyc", "{body}");
+    assert_eq!(a["touchpoints"][0]["click_id"], c.click_id.as_str());
+    assert_eq!(a["touchpoints"][0]["affiliate_id"], f.affiliate_id.as_str());
+    assert_eq!(
+        a["touchpoints"][0]["sub_affiliate_id"],
+        f.sub_affiliate_id().as_str()
+    );
+    assert_eq!(a["touchpoints"][0]["credit_bps"], 10_000);
+    assert!(
+        a["rules_version"]
+            .as_str()
+            .expect("rules version")
+            .starts_with("default/eu.json@1"),
+        "{a}"
+    );
+
+    let (status, read) = app.get_json(&key, "/api/v1/players/p-1/attribution").await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["status"], "pending_kyc");
+    assert_eq!(read["touchpoints"], a["touchpoints"]);
+}
+
+#[tokio::test]
+async fn kyc_approval_makes_the_attribution_final_and_rejection_rejects_it() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let mut ids = ClickIdGenerator::new();
+    let (c1, c2) = (click(&f, &mut ids, 1), click(&f, &mut ids, 2));
+    store_clicks(&app, &[c1.clone(), c2.clone()]).await;
+    let at = now_ms() + 1000;
+    for (n, c) in [(1, &c1), (2, &c2)] {
+        let (s, _, b) = app
+            .post_event(
+                &key,
+                registration(&format!("reg-{n}"), &format!("p-{n}"), &[c], at),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let kyc = |id: &str, player: &str, status: &str| json!({"event_id": id, "type": "kyc", "occurred_at": at + 5000, "player_id": player, "status": status});
+    let (s, _, b) = app.post_event(&key, kyc("kyc-1", "p-1", "approved")).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["attribution"]["status"], "final");
+    let (s, _, b) = app.post_event(&key, kyc("kyc-2", "p-2", "rejected")).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["attribution"]["status"], "rejected");
+    assert_eq!(
+        app.get_json(&key, "/api/v1/players/p-1/attribution")
+            .await
+            .1["status"],
+        "final"
+    );
+    assert_eq!(
+        app.get_json(&key, "/api/v1/players/p-2/attribution")
+            .await
+            .1["status"],
+        "rejected"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_event_returns_the_first_answer_and_a_changed_payload_is_a_conflict() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let deposit = json!({"event_id": "dep-1", "type": "deposit", "occurred_at": "2026-11-20T10:00:00Z",
+        "player_id": "p-1", "amount": "50.00", "currency": "EUR"});
+    let (s1, r1, first) = app.post_event(&key, deposit.clone()).await;
+    assert_eq!((s1, r1), (201, false), "{first}");
+    // Same content, other key order: still the same event.
+    let reordered: Value = serde_json::from_str(
+        r#"{"currency":"EUR","amount":"50.00","player_id":"p-1","occurred_at":"2026-11-20T10:00:00Z","type":"deposit","event_id":"dep-1"}"#,
+    ).expect("json");
+    let (s2, r2, second) = app.post_event(&key, reordered).await;
+    assert_eq!((s2, r2), (200, true));
+    assert_eq!(second, first);
+    let mut changed = deposit.clone();
+    changed["amount"] = json!("5000.00");
+    let (s3, _, conflict) = app.post_event(&key, changed).await;
+    assert_eq!(s3, 409, "{conflict}");
+    assert_eq!(conflict["error"], "conflict");
+    assert_eq!(app.count("player_events FINAL"), 1);
+    assert_eq!(
+        app.sql("SELECT amount_minor, currency FROM player_events FINAL FORMAT TabSeparated")
+            .trim(),
+        "5000\tEUR"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_is_recognised_by_a_restarted_aggregator_from_clickhouse() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let bonus = json!({"event_id": "bonus-1", "type": "bonus", "occurred_at": 1_795_165_200_000u64, "player_id": "p-1", "amount": "10.00", "currency": "EUR"});
+    let (s, _, first) = app.post_event(&key, bonus.clone()).await;
+    assert_eq!(s, 201, "{first}");
+    // A second instance on the same database has nothing in memory.
+    let second = spawn_second_instance(&app).await;
+    let (s, replayed, body) = second.post_event(&key, bonus).await;
+    assert_eq!((s, replayed), (200, true), "{body}");
+    assert_eq!(body, first);
+}
+
+async fn spawn_second_instance(app: &TestApp) -> crate::helpers::TestApp {
+    crate::helpers::spawn_on_database(app.ch.server(), &app.database).await
+}
+
+#[tokio::test]
+async fn an_event_pointing_at_another_brands_click_is_kept_unattributed_with_the_reason() {
+    let app = spawn_app().await;
+    let mine = app.seed().await;
+    let theirs = app.seed().await;
+    let key = brand_key(&app, &mine).await;
+    let mut ids = ClickIdGenerator::new();
+    let foreign = click(&theirs, &mut ids, 1);
+    store_clicks(&app, std::slice::from_ref(&foreign)).await;
+    let (s, _, body) = app
+        .post_event(
+            &key,
+            registration("reg-x", "p-x", &[&foreign], now_ms() + 1000),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["attribution"]["status"], "unattributed");
+    assert!(
+        body["attribution"]["reason"]
+            .as_str()
+            .expect("reason")
+            .starts_with("click_of_another_brand"),
+        "{body}"
+    );
+    assert_eq!(app.count("player_events FINAL"), 1, "the event is kept");
+}
+
+#[tokio::test]
+async fn a_late_registration_outside_the_window_is_unattributed() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let mut ids = ClickIdGenerator::new();
+    let c = click(&f, &mut ids, 1);
+    store_clicks(&app, std::slice::from_ref(&c)).await;
+    // DE → EU rules: a 30-day window; the registration comes 31 days later.
+    let (s, _, body) = app
+        .post_event(
+            &key,
+            registration("reg-late", "p-late", &[&c], c.clicked_at_ms + 31 * DAY_MS),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["attribution"]["status"], "unattributed");
+    assert!(
+        body["attribution"]["reason"]
+            .as_str()
+            .expect("reason")
+            .starts_with("outside_window"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_players_other_clicks_from_the_same_device_share_the_credit() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let mut ids = ClickIdGenerator::new();
+    let mut earlier = click(&f, &mut ids, 1);
+    let mut reported = click(&f, &mut ids, 2);
+    reported.device_fingerprint = earlier.device_fingerprint.clone();
+    earlier.ip = "198.51.100.1".into();
+    let stranger = click(&f, &mut ids, 3);
+    store_clicks(&app, &[earlier.clone(), reported.clone(), stranger]).await;
+    let (s, _, body) = app
+        .post_event(
+            &key,
+            registration("reg-fp", "p-fp", &[&reported], now_ms() + 1000),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let touchpoints = body["attribution"]["touchpoints"]
+        .as_array()
+        .expect("touchpoints");
+    let credited: Vec<(&str, u64)> = touchpoints
+        .iter()
+        .map(|t| {
+            (
+                t["click_id"].as_str().expect("id"),
+                t["credit_bps"].as_u64().expect("bps"),
+            )
+        })
+        .collect();
+    // Position-based with two touchpoints: 50/50.
+    assert_eq!(
+        credited,
+        [
+            (earlier.click_id.as_str(), 5_000),
+            (reported.click_id.as_str(), 5_000)
+        ],
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn one_player_ref_maps_two_brands_players_to_one_global_player() {
+    let app = spawn_app().await;
+    let (a, b) = (app.seed().await, app.seed().await);
+    let (ka, kb) = (brand_key(&app, &a).await, brand_key(&app, &b).await);
+    let at = now_ms();
+    for (key, player) in [(&ka, "alice-at-a"), (&kb, "alice-at-b")] {
+        let mut e = registration(&format!("reg-{player}"), player, &[], at);
+        e["player_ref"] = json!("operator-customer-77");
+        let (s, _, body) = app.post_event(key, e).await;
+        assert_eq!(s, 201, "{body}");
+        assert_eq!(body["attribution"]["status"], "unattributed");
+    }
+    assert_eq!(
+        app.sql("SELECT uniqExact(player_id), count() FROM players FINAL FORMAT TabSeparated")
+            .trim(),
+        "1\t2"
+    );
+    // Each brand still sees its player under its own id, and only its own.
+    assert_eq!(
+        app.get_json(&ka, "/api/v1/players/alice-at-a/attribution")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.get_json(&ka, "/api/v1/players/alice-at-b/attribution")
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn only_a_brand_key_may_report_events_and_bad_events_get_every_reason() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let brand = brand_key(&app, &f).await;
+    let affiliate = app
+        .issue_key(&format!("affiliates/{}", f.affiliate_id))
+        .await;
+    let event = json!({"event_id": "w-1", "type": "withdrawal", "occurred_at": 1, "player_id": "p", "amount": "1.00", "currency": "EUR"});
+    assert_eq!(app.post_event(&affiliate, event.clone()).await.0, 403);
+    assert_eq!(
+        app.post_event(crate::helpers::OPERATOR_TOKEN, event.clone())
+            .await
+            .0,
+        403
+    );
+    assert_eq!(app.post_event("csk_nope", event.clone()).await.0, 401);
+
+    let (s, _, body) = app
+        .post_event(&brand, json!({"event_id": "d-1", "type": "deposit", "player_id": "p", "amount": 50.5, "currency": "EURO"}))
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let fields: Vec<&str> = body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| d["field"].as_str().expect("field"))
+        .collect();
+    assert_eq!(fields, ["occurred_at", "currency"]);
+    let (s, _, body) = app
+        .post_event(
+            &brand,
+            json!({"event_id": "x", "type": "jackpot", "occurred_at": 1, "player_id": "p"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(app.count("player_events"), 0, "nothing invalid is stored");
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let (s, issued) = app
+        .admin_post(&format!("brands/{}/api-keys", f.brand_id), json!({}))
+        .await;
+    assert_eq!(s, 201);
+    let token = issued["token"].as_str().expect("token").to_owned();
+    let event = json!({"event_id": "rg-1", "type": "responsible_gaming", "occurred_at": 1, "player_id": "p", "flag": "self_exclusion"});
+    assert_eq!(app.post_event(&token, event.clone()).await.0, 201);
+    let r = app
+        .http
+        .delete(format!(
+            "{}/admin/v1/api-keys/{}",
+            app.address,
+            issued["key_id"].as_str().expect("id")
+        ))
+        .bearer_auth(crate::helpers::OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(app.post_event(&token, event).await.0, 401);
+    // Only the hash of the token is stored.
+    assert!(!app
+        .sql("SELECT token_sha256 FROM api_keys FINAL")
+        .contains(&token));
+}
+
+#[tokio::test]
+async fn postbacks_authenticate_by_secret_or_signature_and_share_the_idempotency() {
+    let app = spawn_app_with(Options {
+        postback_key: Some("postback-master-key-0123456789abcdef"),
+        ..Options::default()
+    })
+    .await;
+    let f = app.seed().await;
+    let (s, secret) = app
+        .get_json(
+            crate::helpers::OPERATOR_TOKEN,
+            &format!("/admin/v1/brands/{}/postback-secret", f.brand_id),
+        )
+        .await;
+    assert_eq!(s, 200, "{secret}");
+    let secret = secret["postback_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let url = |q: &str| format!("{}/postback/v1/{}?{q}", app.address, f.brand_id);
+
+    let r = app
+        .http
+        .get(url(&format!(
+            "event=ftd&txid=pb-1&player_id=p-9&amount=25.00&currency=EUR&secret={secret}"
+        )))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 201);
+    let r = app
+        .http
+        .get(url(
+            "event=ftd&txid=pb-2&player_id=p-9&amount=25.00&currency=EUR&secret=wrong",
+        ))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 401);
+
+    let ts = now_ms() / 1000;
+    let canonical =
+        format!("amount=30.00&currency=EUR&event=deposit&player_id=p-9&ts={ts}&txid=pb-3");
+    let sig = clickstitch_aggregator::keys::sign(&secret, &canonical);
+    let r = app
+        .http
+        .get(url(&format!("{canonical}&sig={sig}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 201);
+    let r = app
+        .http
+        .get(url(&format!("{canonical}&sig={sig}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "a replayed postback is idempotent"
+    );
+    let tampered = canonical.replace("30.00", "3000.00");
+    let r = app
+        .http
+        .get(url(&format!("{tampered}&sig={sig}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 401);
+
+    assert_eq!(
+        app.sql("SELECT event_id, amount_minor, toString(source) FROM player_events FINAL ORDER BY event_id FORMAT TabSeparated").trim(),
+        "pb-1\t2500\tpostback\npb-3\t3000\tpostback"
+    );
+}
+
+#[tokio::test]
+async fn postbacks_are_refused_when_no_postback_key_is_configured() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let r = app
+        .http
+        .get(format!(
+            "{}/postback/v1/{}?event=ftd&txid=1&player_id=p&amount=1.00&currency=EUR&secret=x",
+            app.address, f.brand_id
+        ))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 404);
+}
