@@ -1,0 +1,639 @@
+//! The engine: from all player facts, deals, NGR formulas, FX tables, the
+//! affiliate tree, the period calendar and the existing ledger, the ledger
+//! entries to append (and the NGR statements behind them).
+//!
+//! Owns the composition: which players count for which affiliate and gate,
+//! "CPA once per player", the three RevShare worlds, overrides, and the
+//! reconciliation order. Pure: no IO, no clock; the result depends only on
+//! the inputs as sets (the order of players and events never matters).
+//!
+//! # Who counts
+//!
+//! * A (player, brand) with no attribution earns nothing (anything accrued
+//!   before is reversed). The attribution's status is not read: the KYC
+//!   gate comes from the KYC events (see [`super::facts::AttributionStatus`]).
+//! * **CPA once per player**: every attributed registration of
+//!   the player is evaluated under each credited affiliate's CPA terms (deal
+//!   version in force in the registration month, [`super::cpa`]). Only the
+//!   registration that qualifies first earns — final qualifications before
+//!   ones awaiting KYC, then by qualification time, registration time and
+//!   brand id — and there each credited affiliate that qualifies earns its
+//!   own CPA × its credit share. Other registrations earn no CPA (reason
+//!   `cpa_once_per_player`).
+//! * **RevShare worlds** (per affiliate, per month, deal version of the
+//!   month): *final* = players whose KYC was approved (including ones later
+//!   voided); *net* = final minus voided players (fraud confirmed, KYC
+//!   revoked); *provisional* = net plus players awaiting KYC (not fraud).
+//!   Slots: `RevShare/final` = final; `RevShareClawback` = net − final;
+//!   `RevShare/awaiting_kyc` = provisional − net. KYC-rejected players are
+//!   in no world.
+//! * **Overrides**: each ancestor up the tree earns its level's rate on each
+//!   non-zero CPA / RevShare / clawback slot of the descendant.
+//!
+//! # Order of reconciliation
+//!
+//! Base slots first (CPA, RevShare), then clawbacks (which reference the
+//! entries of the slot they reverse), then overrides (which reference the
+//! entries of their source slot).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use clickstitch_shared::{AffiliateId, BrandId};
+
+use crate::money::{Money, MoneyError};
+
+use super::cpa::{self, CpaOutcome, Unmet};
+use super::facts::{check_unique, Credit, FactsError, Kyc, PlayerFacts, PlayerId};
+use super::fx::{FxBook, FxError};
+use super::ledger::{
+    reconcile, CpaDetail, Desired, Detail, DifferenceDetail, FormulaRef, Gate, LedgerEntry,
+    LedgerError, OverrideDetail, PlayerNote, PriorLedger, Reason, Slot,
+};
+use super::overrides::{override_amount, AffiliateTree};
+use super::period::PeriodCalendar;
+use super::plan::{Deal, DealBook, DealVersion};
+use super::revenue::{statements, FormulaBook, NgrStatement, RevenueError};
+use super::revshare::{compute, MonthCommission, MonthNgr, RevShareError};
+use super::time::Month;
+
+/// Why a run failed (nothing is appended then).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// Inconsistent facts.
+    #[error(transparent)]
+    Facts(#[from] FactsError),
+    /// A missing formula or arithmetic overflow in a statement.
+    #[error(transparent)]
+    Revenue(#[from] RevenueError),
+    /// A missing FX table or rate.
+    #[error(transparent)]
+    Fx(#[from] FxError),
+    /// RevShare arithmetic.
+    #[error(transparent)]
+    RevShare(#[from] RevShareError),
+    /// The existing ledger is inconsistent.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Overflow or currency mismatch.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+/// What a run produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOutput {
+    /// Entries to append, ordered by (affiliate, slot, revision).
+    pub entries: Vec<LedgerEntry>,
+    /// Every NGR statement of attributed players (immutable, id = content
+    /// hash: store those whose id is new).
+    pub statements: Vec<NgrStatement>,
+}
+
+/// The configuration a run reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Engine<'a> {
+    /// Deals by affiliate.
+    pub deals: &'a DealBook,
+    /// NGR formulas by brand.
+    pub formulas: &'a FormulaBook,
+    /// FX tables by month.
+    pub fx: &'a FxBook,
+    /// The sub-affiliate tree.
+    pub tree: &'a AffiliateTree,
+    /// Closed periods.
+    pub calendar: &'a PeriodCalendar,
+}
+
+type DesiredMap = BTreeMap<Slot, Desired>;
+
+/// One CPA evaluation: a registration under one credited affiliate's terms.
+struct CpaEval<'a> {
+    facts: &'a PlayerFacts,
+    credit: Credit,
+    deal: &'a Deal,
+    version: &'a DealVersion,
+    outcome: CpaOutcome,
+}
+
+/// The three RevShare worlds of one affiliate.
+#[derive(Default)]
+struct Worlds {
+    final_: BTreeMap<Month, MonthNgr>,
+    net: BTreeMap<Month, MonthNgr>,
+    provisional: BTreeMap<Month, MonthNgr>,
+    /// Provenance per month and world.
+    provenance: BTreeMap<(Month, World), Provenance>,
+    voided: BTreeMap<Month, Vec<PlayerNote>>,
+    pending: BTreeMap<Month, Vec<PlayerNote>>,
+}
+
+#[derive(Default, Clone)]
+struct Provenance {
+    statements: BTreeSet<Uuid>,
+    rules: BTreeSet<String>,
+    formulas: BTreeSet<FormulaRef>,
+}
+
+/// Which players a RevShare computation counts (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum World {
+    /// KYC approved, including players voided later.
+    Final,
+    /// Final minus voided players.
+    Net,
+    /// Net plus players awaiting KYC.
+    Provisional,
+}
+
+impl Engine<'_> {
+    /// Runs the engine over all `players` (every (player, brand) at most
+    /// once) against the complete existing ledger `prior`.
+    pub fn run(
+        &self,
+        players: &[PlayerFacts],
+        prior: &[LedgerEntry],
+    ) -> Result<EngineOutput, EngineError> {
+        check_unique(players)?;
+        let prior = PriorLedger::index(prior)?;
+        let mut all_statements: BTreeMap<(PlayerId, BrandId), Vec<NgrStatement>> = BTreeMap::new();
+        for f in players {
+            if f.attribution().is_some() {
+                all_statements.insert((f.player(), f.brand()), statements(f, self.formulas)?);
+            }
+        }
+
+        let mut desired = DesiredMap::new();
+        self.cpa(players, &mut desired)?;
+        self.revshare(players, &all_statements, &mut desired)?;
+
+        // 1. Base slots.
+        let is_base = |s: &Slot| matches!(s, Slot::Cpa { .. } | Slot::RevShare { .. });
+        let (base, claws): (DesiredMap, DesiredMap) =
+            desired.into_iter().partition(|(s, _)| is_base(s));
+        let mut entries = reconcile(&base, &prior, is_base, self.calendar)?;
+
+        // 2. Clawbacks, referencing the entries they reverse.
+        let is_claw =
+            |s: &Slot| matches!(s, Slot::CpaClawback { .. } | Slot::RevShareClawback { .. });
+        let mut claws = claws;
+        let new_ids = index_ids(&entries);
+        for (slot, d) in claws.iter_mut() {
+            if let Some(target) = reversed_slot(slot) {
+                d.references.extend(ids_of(&target, &prior, &new_ids));
+            }
+        }
+        entries.extend(reconcile(&claws, &prior, is_claw, self.calendar)?);
+
+        // 3. Overrides, referencing their source's entries.
+        let new_ids = index_ids(&entries);
+        let mut overrides = DesiredMap::new();
+        for (slot, d) in base.iter().chain(claws.iter()) {
+            if d.amount.minor() != 0 {
+                self.overrides_of(slot, d, &ids_of(slot, &prior, &new_ids), &mut overrides)?;
+            }
+        }
+        let is_override = |s: &Slot| matches!(s, Slot::Override { .. });
+        entries.extend(reconcile(&overrides, &prior, is_override, self.calendar)?);
+
+        entries.sort_by(|a, b| {
+            (a.affiliate, &a.slot, a.revision).cmp(&(b.affiliate, &b.slot, b.revision))
+        });
+        let mut statements: Vec<NgrStatement> = all_statements.into_values().flatten().collect();
+        statements.sort_by_key(|s| s.id);
+        Ok(EngineOutput {
+            entries,
+            statements,
+        })
+    }
+
+    fn cpa(&self, players: &[PlayerFacts], desired: &mut DesiredMap) -> Result<(), EngineError> {
+        let mut by_player: BTreeMap<PlayerId, Vec<&PlayerFacts>> = BTreeMap::new();
+        for f in players {
+            by_player.entry(f.player()).or_default().push(f);
+        }
+        for (player, list) in by_player {
+            // Every (registration, credited affiliate) under its own terms.
+            let mut evals = Vec::new();
+            for f in &list {
+                let Some(att) = f.attribution() else { continue };
+                let reg_month = f.registration().at.month();
+                for credit in att.credits() {
+                    let Some(deal) = self.deals.get(credit.affiliate) else {
+                        continue;
+                    };
+                    let Some(version) = deal.version_at(reg_month) else {
+                        continue;
+                    };
+                    let Some(terms) = version.plan().cpa() else {
+                        continue;
+                    };
+                    if !version.covers(f.brand()) {
+                        continue;
+                    }
+                    let outcome = cpa::evaluate(f, terms, deal.currency(), self.fx)?;
+                    evals.push(CpaEval {
+                        facts: f,
+                        credit: *credit,
+                        deal,
+                        version,
+                        outcome,
+                    });
+                }
+            }
+            // Once per player: the registration that qualifies first (final
+            // before awaiting KYC; ties by registration time, then brand).
+            let chosen = evals
+                .iter()
+                .filter_map(|e| match &e.outcome {
+                    CpaOutcome::Qualified(q) => Some((
+                        q.gate != Gate::Final,
+                        q.at,
+                        e.facts.registration().at,
+                        e.facts.brand(),
+                    )),
+                    CpaOutcome::NotQualified(_) => None,
+                })
+                .min()
+                .map(|(_, _, _, brand)| brand);
+            for e in evals {
+                self.cpa_slots(player, e, chosen, desired)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn cpa_slots(
+        &self,
+        player: PlayerId,
+        e: CpaEval<'_>,
+        chosen: Option<BrandId>,
+        desired: &mut DesiredMap,
+    ) -> Result<(), EngineError> {
+        let f = e.facts;
+        let a = e.credit.affiliate;
+        let version = e.version;
+        let currency = e.deal.currency();
+        let slot = |gate| Slot::Cpa {
+            affiliate: a,
+            player,
+            brand: f.brand(),
+            gate,
+        };
+        let zero = |reason: Reason| {
+            Desired::new(
+                Money::zero(currency),
+                reason,
+                f.registration().at.month(),
+                version.hold_days(),
+            )
+        };
+        let rules_version = f.attribution().map(|att| att.rules_version.clone());
+        match e.outcome {
+            CpaOutcome::Qualified(_) if chosen != Some(f.brand()) => {
+                let reason = Reason::CpaOncePerPlayer {
+                    brand: chosen.unwrap_or(f.brand()),
+                };
+                desired.insert(slot(Gate::Final), zero(reason.clone()));
+                desired.insert(slot(Gate::AwaitingKyc), zero(reason));
+            }
+            CpaOutcome::Qualified(q) => {
+                let amount = q.full_amount.apply(e.credit.share)?;
+                let mut d = Desired::new(
+                    amount,
+                    match q.gate {
+                        Gate::Final => Reason::CpaQualified,
+                        Gate::AwaitingKyc => Reason::CpaAwaitingKyc,
+                    },
+                    q.at.month(),
+                    version.hold_days(),
+                );
+                d.deal_version = Some(version.version());
+                d.rules_versions.extend(rules_version);
+                d.fx_versions = q.fx_versions.clone();
+                d.events = q.events.clone();
+                d.detail = Some(Detail::Cpa(CpaDetail {
+                    country: q.country,
+                    qualified_at: q.at,
+                    full_amount: q.full_amount,
+                    share: e.credit.share,
+                    amount,
+                }));
+                if q.gate == Gate::Final {
+                    if let Some(cb) = cpa::clawback(f, &q, version.clawback_days()) {
+                        let mut c = d.clone();
+                        c.amount = amount.negated()?;
+                        c.reason = cb.reason.clone();
+                        c.activity_month = cb.at.month();
+                        if let Some(ev) = event_of(&cb.reason) {
+                            c.events.insert(ev);
+                        }
+                        desired.insert(
+                            Slot::CpaClawback {
+                                affiliate: a,
+                                player,
+                                brand: f.brand(),
+                            },
+                            c,
+                        );
+                    }
+                    desired.insert(slot(Gate::Final), d);
+                    desired.insert(slot(Gate::AwaitingKyc), zero(Reason::KycApproved));
+                } else {
+                    desired.insert(slot(Gate::AwaitingKyc), d);
+                }
+            }
+            CpaOutcome::NotQualified(unmet) => {
+                let reason = match unmet {
+                    Unmet::KycNotApproved => Reason::KycRejected,
+                    other => Reason::NotQualified { unmet: other },
+                };
+                desired.insert(slot(Gate::Final), zero(reason.clone()));
+                desired.insert(slot(Gate::AwaitingKyc), zero(reason));
+            }
+        }
+        Ok(())
+    }
+
+    fn revshare(
+        &self,
+        players: &[PlayerFacts],
+        all_statements: &BTreeMap<(PlayerId, BrandId), Vec<NgrStatement>>,
+        desired: &mut DesiredMap,
+    ) -> Result<(), EngineError> {
+        let mut worlds: BTreeMap<AffiliateId, Worlds> = BTreeMap::new();
+        for f in players {
+            let Some(att) = f.attribution() else { continue };
+            let kyc = f.kyc();
+            let fraud = f.fraud();
+            let in_final = matches!(kyc, Kyc::Approved { .. } | Kyc::Revoked { .. });
+            let voided = match (fraud, &kyc) {
+                (Some(e), _) => Some(Reason::FraudConfirmed {
+                    event: f.event_ref(&e.id),
+                }),
+                (None, Kyc::Revoked { event, .. }) => Some(Reason::KycRevoked {
+                    event: f.event_ref(event),
+                }),
+                _ => None,
+            };
+            let in_net = in_final && voided.is_none();
+            let awaiting = matches!(kyc, Kyc::Pending) && fraud.is_none();
+            if !in_final && !awaiting {
+                continue;
+            }
+            let Some(sts) = all_statements.get(&(f.player(), f.brand())) else {
+                continue;
+            };
+            let ftd_month = f.first_deposit().map(|(e, _)| e.at.month());
+            for credit in att.credits() {
+                let Some(deal) = self.deals.get(credit.affiliate) else {
+                    continue;
+                };
+                let w = worlds.entry(credit.affiliate).or_default();
+                for st in sts {
+                    let Some(version) = deal.version_at(st.month) else {
+                        continue;
+                    };
+                    if version.plan().revshare().is_none() || !version.covers(f.brand()) {
+                        continue;
+                    }
+                    let credited = st.ngr.apply(credit.share)?;
+                    let is_ftd = ftd_month == Some(st.month);
+                    let membership = [
+                        (World::Final, in_final),
+                        (World::Net, in_net),
+                        (World::Provisional, in_net || awaiting),
+                    ];
+                    for (world, member) in membership {
+                        let map = match world {
+                            World::Final => &mut w.final_,
+                            World::Net => &mut w.net,
+                            World::Provisional => &mut w.provisional,
+                        };
+                        let input = map.entry(st.month).or_default();
+                        if !member {
+                            continue;
+                        }
+                        input.add(f.brand(), credited)?;
+                        if is_ftd {
+                            input.add_ftd(credit.share);
+                        }
+                        let p = w.provenance.entry((st.month, world)).or_default();
+                        p.statements.insert(st.id);
+                        p.rules.insert(att.rules_version.clone());
+                        p.formulas.insert(FormulaRef {
+                            brand: f.brand(),
+                            version: st.formula_version,
+                        });
+                    }
+                    let note = |reason: Reason| PlayerNote {
+                        player: f.player(),
+                        brand: f.brand(),
+                        reason,
+                    };
+                    if let (true, Some(r)) = (in_final, &voided) {
+                        w.voided.entry(st.month).or_default().push(note(r.clone()));
+                    }
+                    if awaiting {
+                        w.pending
+                            .entry(st.month)
+                            .or_default()
+                            .push(note(Reason::RevShareAwaitingKyc));
+                    }
+                }
+            }
+        }
+
+        for (affiliate, mut w) in worlds {
+            let Some(deal) = self.deals.get(affiliate) else {
+                continue;
+            };
+            // Notes were pushed in input order: sort them.
+            for notes in w.voided.values_mut().chain(w.pending.values_mut()) {
+                notes.sort_by_key(|n| (n.player, n.brand));
+            }
+            let final_ = compute(deal, &w.final_, self.fx)?;
+            let net = compute(deal, &w.net, self.fx)?;
+            let provisional = compute(deal, &w.provisional, self.fx)?;
+            for (month, f) in &final_ {
+                let (Some(n), Some(p), Some(version)) = (
+                    net.get(month),
+                    provisional.get(month),
+                    deal.version_at(*month),
+                ) else {
+                    continue;
+                };
+                let prov = |world| {
+                    w.provenance
+                        .get(&(*month, world))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let hold = version.hold_days();
+                let make = |amount: Money,
+                            reason: Reason,
+                            worlds: &[(World, &MonthCommission)],
+                            detail| {
+                    let mut d = Desired::new(amount, reason, *month, hold);
+                    d.deal_version = Some(version.version());
+                    for (world, mc) in worlds {
+                        let pv = prov(*world);
+                        d.statements.extend(pv.statements);
+                        d.rules_versions.extend(pv.rules);
+                        d.formula_versions.extend(pv.formulas);
+                        d.fx_versions.extend(mc.fx_versions());
+                    }
+                    d.detail = Some(detail);
+                    d
+                };
+                desired.insert(
+                    Slot::RevShare {
+                        affiliate,
+                        month: *month,
+                        gate: Gate::Final,
+                    },
+                    make(
+                        f.commission(),
+                        Reason::RevShare,
+                        &[(World::Final, f)],
+                        Detail::RevShare(f.clone()),
+                    ),
+                );
+                desired.insert(
+                    Slot::RevShareClawback {
+                        affiliate,
+                        month: *month,
+                    },
+                    make(
+                        n.commission().checked_sub(&f.commission())?,
+                        Reason::PlayersVoided,
+                        &[(World::Final, f), (World::Net, n)],
+                        Detail::Difference(DifferenceDetail {
+                            with: f.clone(),
+                            without: n.clone(),
+                            players: w.voided.get(month).cloned().unwrap_or_default(),
+                        }),
+                    ),
+                );
+                desired.insert(
+                    Slot::RevShare {
+                        affiliate,
+                        month: *month,
+                        gate: Gate::AwaitingKyc,
+                    },
+                    make(
+                        p.commission().checked_sub(&n.commission())?,
+                        Reason::RevShareAwaitingKyc,
+                        &[(World::Provisional, p), (World::Net, n)],
+                        Detail::Difference(DifferenceDetail {
+                            with: p.clone(),
+                            without: n.clone(),
+                            players: w.pending.get(month).cloned().unwrap_or_default(),
+                        }),
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn overrides_of(
+        &self,
+        source: &Slot,
+        d: &Desired,
+        source_ids: &[Uuid],
+        out: &mut DesiredMap,
+    ) -> Result<(), EngineError> {
+        let child = source.affiliate();
+        for (i, ancestor) in self.tree.ancestors(child).into_iter().enumerate() {
+            let level = i + 1;
+            let Some(deal) = self.deals.get(ancestor) else {
+                continue;
+            };
+            let Some(version) = deal.version_at(d.activity_month) else {
+                continue;
+            };
+            let Some(rate) = version.override_rate(level) else {
+                continue;
+            };
+            let o = override_amount(d.amount, deal.currency(), rate, d.activity_month, self.fx)?;
+            let level = u8::try_from(level).unwrap_or(u8::MAX);
+            let mut od = d.clone();
+            od.amount = o.amount;
+            od.reason = Reason::Override;
+            od.hold_days = version.hold_days();
+            od.deal_version = Some(version.version());
+            od.fx_versions.extend(o.fx_version);
+            od.references = source_ids.iter().copied().collect();
+            od.detail = Some(Detail::Override(OverrideDetail {
+                child,
+                level,
+                child_amount: d.amount,
+                base: o.base,
+                rate,
+                amount: o.amount,
+            }));
+            out.insert(
+                Slot::Override {
+                    affiliate: ancestor,
+                    level,
+                    source: Box::new(source.clone()),
+                },
+                od,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The slot a clawback slot reverses.
+fn reversed_slot(slot: &Slot) -> Option<Slot> {
+    match slot {
+        Slot::CpaClawback {
+            affiliate,
+            player,
+            brand,
+        } => Some(Slot::Cpa {
+            affiliate: *affiliate,
+            player: *player,
+            brand: *brand,
+            gate: Gate::Final,
+        }),
+        Slot::RevShareClawback { affiliate, month } => Some(Slot::RevShare {
+            affiliate: *affiliate,
+            month: *month,
+            gate: Gate::Final,
+        }),
+        _ => None,
+    }
+}
+
+/// Ids of this run's new entries by slot.
+fn index_ids(entries: &[LedgerEntry]) -> BTreeMap<&Slot, Vec<Uuid>> {
+    let mut map: BTreeMap<&Slot, Vec<Uuid>> = BTreeMap::new();
+    for e in entries {
+        map.entry(&e.slot).or_default().push(e.id);
+    }
+    map
+}
+
+/// Ids of a slot's entries: existing ones and those appended by this run.
+fn ids_of(slot: &Slot, prior: &PriorLedger<'_>, new: &BTreeMap<&Slot, Vec<Uuid>>) -> Vec<Uuid> {
+    prior
+        .slot(slot)
+        .iter()
+        .map(|e| e.id)
+        .chain(new.get(slot).into_iter().flatten().copied())
+        .collect()
+}
+
+fn event_of(reason: &Reason) -> Option<super::facts::EventRef> {
+    match reason {
+        Reason::KycRevoked { event }
+        | Reason::FraudConfirmed { event }
+        | Reason::Chargeback { event }
+        | Reason::SelfExclusion { event } => Some(event.clone()),
+        _ => None,
+    }
+}
