@@ -652,6 +652,19 @@ mod tests {
     }
 
     #[test]
+    fn entry_ids_are_uuidv5_of_the_slot_json_and_revision_and_never_change() {
+        let json = r#"{"type":"rev_share","affiliate":"00000000-0000-0000-0000-000000000007","month":"2026-01","gate":"final"}"#;
+        assert_eq!(serde_json::to_string(&slot()).expect("json"), json);
+        let expected = Uuid::new_v5(&LEDGER_NAMESPACE, format!("entry:{json}:0").as_bytes());
+        assert_eq!(slot().entry_id(0), expected);
+        assert_eq!(
+            slot().entry_id(0).to_string(),
+            "3f8150b0-92f0-5cfe-9d72-640b27dd045a",
+            "pinned: changing the slot format would change every id"
+        );
+    }
+
+    #[test]
     fn entries_round_trip_through_json() {
         let e = &run(&want(1_000), &[])[0];
         let json = serde_json::to_string(e).expect("json");

@@ -726,6 +726,48 @@ mod tests {
         assert!(v2.plan().cpa().is_none());
     }
 
+    /// The deal of docs/commissions.md, "Deals".
+    #[test]
+    fn the_documented_example_deal_parses() {
+        let json = r#"{
+          "affiliate": "0190a1b2-0000-7000-8000-0000000000a1",
+          "currency": "EUR",
+          "versions": [{
+            "version": 1,
+            "effective_from": "2026-01",
+            "hold_days": 30,
+            "clawback_days": 90,
+            "min_payout": 10000,
+            "brands": ["0190a1b2-0000-7000-8000-000000000001"],
+            "overrides": [1000, 500],
+            "plan": {
+              "type": "hybrid",
+              "cpa": {
+                "amounts": {"DE": 10000, "GB": 8000},
+                "default_amount": null,
+                "min_first_deposit": 2000,
+                "first_deposit_within_days": 30,
+                "min_total_deposits": 5000,
+                "min_wagering": 10000
+              },
+              "revshare": {
+                "negative_carryover": true,
+                "schedule": {"type": "ladder", "bands": [
+                  {"from": 0, "rate_bps": 2500},
+                  {"from": 1000000, "rate_bps": 3500}
+                ]}
+              }
+            }
+          }]
+        }"#;
+        let deal = Deal::from_json(json).expect("documented deal");
+        let v = deal.version_at(month("2026-06")).expect("version");
+        let brand = BrandId::parse("0190a1b2-0000-7000-8000-000000000001").expect("brand");
+        let other = BrandId::parse("0190a1b2-0000-7000-8000-000000000002").expect("brand");
+        assert!(v.covers(brand) && !v.covers(other));
+        assert_eq!(v.min_payout().minor(), 10_000);
+    }
+
     #[test]
     fn a_deal_round_trips_through_json() {
         let deal = Deal::from_json(HYBRID).expect("deal");
