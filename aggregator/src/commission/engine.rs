@@ -79,6 +79,10 @@ pub enum EngineError {
     /// Overflow or currency mismatch.
     #[error(transparent)]
     Money(#[from] MoneyError),
+    /// The ledger has CPA entries for a player whose facts were not passed:
+    /// a partial run would reverse them, so it is refused.
+    #[error("the ledger has CPA entries for player {0} but the run has no facts for them")]
+    MissingPlayer(PlayerId),
 }
 
 /// What a run produces.
@@ -157,6 +161,14 @@ impl Engine<'_> {
     ) -> Result<EngineOutput, EngineError> {
         check_unique(players)?;
         let prior = PriorLedger::index(prior)?;
+        let known: BTreeSet<PlayerId> = players.iter().map(PlayerFacts::player).collect();
+        if let Some(p) = prior
+            .slots()
+            .filter_map(Slot::player)
+            .find(|p| !known.contains(p))
+        {
+            return Err(EngineError::MissingPlayer(p));
+        }
         let mut all_statements: BTreeMap<(PlayerId, BrandId), Vec<NgrStatement>> = BTreeMap::new();
         for f in players {
             if f.attribution().is_some() {
@@ -191,7 +203,13 @@ impl Engine<'_> {
         let mut overrides = DesiredMap::new();
         for (slot, d) in base.iter().chain(claws.iter()) {
             if d.amount.minor() != 0 {
-                self.overrides_of(slot, d, &ids_of(slot, &prior, &new_ids), &mut overrides)?;
+                // A clawback is priced like what it reverses, so the
+                // override reversal cancels the override exactly.
+                let pricing = reversed_slot(slot)
+                    .and_then(|s| base.get(&s))
+                    .map_or(d.activity_month, |r| r.activity_month);
+                let ids = ids_of(slot, &prior, &new_ids);
+                self.overrides_of(slot, d, pricing, &ids, &mut overrides)?;
             }
         }
         let is_override = |s: &Slot| matches!(s, Slot::Override { .. });
@@ -538,10 +556,14 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// Overrides of the ancestors on `source`, priced with their deal
+    /// version and the FX table of `pricing` (the activity month, or for a
+    /// clawback the month of what it reverses).
     fn overrides_of(
         &self,
         source: &Slot,
         d: &Desired,
+        pricing: Month,
         source_ids: &[Uuid],
         out: &mut DesiredMap,
     ) -> Result<(), EngineError> {
@@ -551,13 +573,13 @@ impl Engine<'_> {
             let Some(deal) = self.deals.get(ancestor) else {
                 continue;
             };
-            let Some(version) = deal.version_at(d.activity_month) else {
+            let Some(version) = deal.version_at(pricing) else {
                 continue;
             };
             let Some(rate) = version.override_rate(level) else {
                 continue;
             };
-            let o = override_amount(d.amount, deal.currency(), rate, d.activity_month, self.fx)?;
+            let o = override_amount(d.amount, deal.currency(), rate, pricing, self.fx)?;
             let level = u8::try_from(level).unwrap_or(u8::MAX);
             let mut od = d.clone();
             od.amount = o.amount;

@@ -139,6 +139,15 @@ impl Slot {
         }
     }
 
+    /// The player a CPA slot (or an override of one) is about.
+    pub fn player(&self) -> Option<PlayerId> {
+        match self {
+            Slot::Cpa { player, .. } | Slot::CpaClawback { player, .. } => Some(*player),
+            Slot::Override { source, .. } => source.player(),
+            _ => None,
+        }
+    }
+
     /// Whether every entry of the slot is a clawback (reversal).
     pub fn is_clawback(&self) -> bool {
         match self {

@@ -9,7 +9,8 @@
 //! another override, so overrides do not compound). The descendant's
 //! amount is first converted into the ancestor's deal currency (FX table
 //! of the activity month), then the rate applies, each step rounded
-//! half-to-even.
+//! half-to-even. An override on a clawback is priced with the month of
+//! what the clawback reverses, so it cancels the earlier override exactly.
 //!
 //! Must not pick the slots or write entries (that is [`super::engine`]).
 

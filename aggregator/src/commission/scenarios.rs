@@ -973,6 +973,50 @@ fn a_sub_affiliate_chain_pays_overrides_on_two_levels_and_refuses_self_referral(
     ));
 }
 
+#[test]
+fn an_override_clawback_cancels_the_override_even_after_the_parents_rate_changed() {
+    let (parent, child) = (aff(1), aff(2));
+    // The parent's override rate is 10 % in January and 5 % from March.
+    let parent_deal = Deal::from_json(&format!(
+        r#"{{"affiliate": "{parent}", "currency": "EUR", "versions": [
+            {{"version": 1, "effective_from": "2026-01", "hold_days": 30, "clawback_days": 90,
+              "min_payout": 0, "overrides": [1000], "plan": {plan}}},
+            {{"version": 2, "effective_from": "2026-03", "hold_days": 30, "clawback_days": 90,
+              "min_payout": 0, "overrides": [500], "plan": {plan}}}]}}"#,
+        plan = flat(2_500, true)
+    ))
+    .expect("deal");
+    let mut w = World::new(vec![parent_deal, deal(child, CPA_DE_GB)]);
+    w.tree = AffiliateTree::new([Link { child, parent }]).expect("tree");
+    let mut ledger = Vec::new();
+    let p = approved(qualifying(1, 1, "DE", child), 1, at(1, 15));
+    w.run(std::slice::from_ref(&p), &mut ledger);
+    // Self-exclusion on 5 March, inside the window, under the parent's v2.
+    let claw = w.run(
+        &[p.flag("rg-1", at(3, 5), Flag::SelfExclusion)],
+        &mut ledger,
+    );
+    assert_eq!(minor(&claw), vec![-1_000, -10_000]);
+    assert_eq!(total_of(&ledger, parent), 0);
+    assert_eq!(total_of(&ledger, child), 0);
+}
+
+#[test]
+fn a_run_that_leaves_out_a_player_with_a_cpa_is_refused() {
+    let a = aff(1);
+    let w = World::new(vec![deal(a, CPA_DE_GB)]);
+    let mut ledger = Vec::new();
+    w.run(
+        &[approved(qualifying(1, 1, "DE", a), 1, at(1, 15))],
+        &mut ledger,
+    );
+    let other = vec![P::new(2, 1, "DE", at(1, 5)).build()];
+    assert_eq!(
+        w.engine().run(&other, &ledger),
+        Err(super::EngineError::MissingPlayer(player(1)))
+    );
+}
+
 // ---------- FX ----------
 
 /// docs/commissions.md, "FX".
