@@ -43,53 +43,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_http() { # url, what, tries
-  for _ in $(seq 1 "${3:-120}"); do
-    if python3 - "$1" <<'PY' 2>/dev/null; then return 0; fi
-import sys, urllib.request
-urllib.request.urlopen(sys.argv[1], timeout=1).read()
-PY
-    sleep 0.5
-  done
-  die "$2 did not come up ($1)"
-}
+source "$ROOT/scripts/lib/clickhouse.sh"
 
 # --- ClickHouse ------------------------------------------------------------------
 CH="$LOCAL/clickhouse"
-mkdir -p "$CH"/{data,tmp,user_files,format_schemas,log}
-cat >"$CH/users.xml" <<XML
-<yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-    <profile>default</profile><quota>default</quota></default></users>
-  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
-    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
-</yandex>
-XML
-cat >"$CH/config.xml" <<XML
-<yandex>
-  <logger><level>warning</level><log>$CH/log/server.log</log><errorlog>$CH/log/error.log</errorlog><size>100M</size><count>2</count></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>$CH_HTTP_PORT</http_port>
-  <tcp_port>$CH_TCP_PORT</tcp_port>
-  <max_concurrent_queries>100</max_concurrent_queries>
-  <mark_cache_size>268435456</mark_cache_size>
-  <path>$CH/data/</path>
-  <tmp_path>$CH/tmp/</tmp_path>
-  <user_files_path>$CH/user_files/</user_files_path>
-  <format_schema_path>$CH/format_schemas/</format_schema_path>
-  <users_config>$CH/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <timezone>UTC</timezone>
-  <mlock_executable>false</mlock_executable>
-</yandex>
-XML
-CH_BIN="$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)"
-log "starting ClickHouse ($("$CH_BIN" --version 2>/dev/null | head -1 || true)) on :$CH_HTTP_PORT, data in $CH/data"
-"$CH_BIN" --config-file="$CH/config.xml" >"$CH/log/stdout.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$CH_HTTP_PORT/ping" ClickHouse
+log "starting ClickHouse on :$CH_HTTP_PORT, data in $CH/data"
+ch_start "$CH" "$CH_HTTP_PORT" "$CH_TCP_PORT"
+pids+=("$CH_PID")
 
 # --- aggregator ------------------------------------------------------------------
 log "building the aggregator"

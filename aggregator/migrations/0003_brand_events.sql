@@ -93,11 +93,13 @@ ENGINE = ReplacingMergeTree(version)
 ORDER BY (brand_id, player_id);
 
 -- Human clicks by device fingerprint, for finding a player's other clicks
--- on the same brand from the same device (multi-touch attribution).
+-- on the same brand from the same device (multi-touch attribution). It
+-- carries what stitching reads, so the lookup is one primary-key range.
 CREATE MATERIALIZED VIEW IF NOT EXISTS clicks_by_fingerprint
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(clicked_at)
 ORDER BY (brand_id, device_fingerprint, clicked_at, click_id)
-AS SELECT brand_id, device_fingerprint, clicked_at, clicked_at_ms, click_id
+AS SELECT brand_id, device_fingerprint, clicked_at, clicked_at_ms, click_id,
+    affiliate_id, sub_affiliate_id, campaign_id, link_code, country, is_bot, is_duplicate
 FROM clicks
 WHERE is_bot = 0;

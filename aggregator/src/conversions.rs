@@ -29,7 +29,7 @@ use crate::events::{BrandEvent, EventKind};
 use crate::stitching::Stitcher;
 use crate::store::rows::{PlayerEventRow, PlayerRow, StoredEventRow};
 use crate::store::writer::{ClickWriter, WriteBatch};
-use crate::store::{Store, StoreError};
+use crate::store::{Lookups, StoreError};
 
 /// Lock shards for in-flight event ids.
 const SHARDS: usize = 64;
@@ -59,7 +59,7 @@ pub struct Submitted {
 /// The conversion service.
 #[derive(Debug)]
 pub struct Conversions {
-    store: Store,
+    lookups: Lookups,
     writer: ClickWriter,
     stitcher: Stitcher,
     locks: Vec<Mutex<()>>,
@@ -91,9 +91,9 @@ impl Recent {
 
 impl Conversions {
     /// A service writing through `writer` (configured for low latency).
-    pub fn new(store: Store, writer: ClickWriter, stitcher: Stitcher) -> Self {
+    pub fn new(lookups: Lookups, writer: ClickWriter, stitcher: Stitcher) -> Self {
         Self {
-            store,
+            lookups,
             writer,
             stitcher,
             locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
@@ -142,19 +142,27 @@ impl Conversions {
         if let Some(stored) = cached {
             return self.replay(&event, stored);
         }
-        if let Some(stored) = self
-            .store
-            .find_event(event.brand_id, event.event_id.as_str())
-            .await?
-        {
+        let received_ms = now_ms();
+        // The stored-event lookup and the stitching lookups are independent:
+        // run them together (a new event id is the common case).
+        let stitching = async {
+            match &event.kind {
+                EventKind::Registration { .. } => self
+                    .stitcher
+                    .stitch(catalog, &event, received_ms)
+                    .await
+                    .map(Some),
+                _ => Ok(None),
+            }
+        };
+        let (stored, stitched) = tokio::join!(self.lookups.events.get(key.clone()), stitching);
+        if let Some(stored) = stored? {
             self.recent
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .put(key, stored.clone());
             return self.replay(&event, stored);
         }
-
-        let received_ms = now_ms();
         let received_at = u32::try_from(received_ms / 1000).unwrap_or(u32::MAX);
         let mut batch = WriteBatch::default();
         let mut response = json!({
@@ -169,7 +177,8 @@ impl Conversions {
                 player_ref,
                 ..
             } => {
-                let attribution = self.stitcher.stitch(catalog, &event, received_ms).await?;
+                let attribution = stitched?
+                    .ok_or_else(|| StoreError::Rejected("registration was not stitched".into()))?;
                 response["attribution"] = attribution.to_json();
                 batch.attributions.push(attribution.row);
                 batch.players.push(PlayerRow {
@@ -201,6 +210,7 @@ impl Conversions {
             _ => {}
         }
         let response_text = response.to_string();
+        let remembered = batch.attributions.first().cloned();
         batch.events.push(PlayerEventRow::from_event(
             &event,
             received_at,
@@ -217,6 +227,9 @@ impl Conversions {
                     StoreError::Rejected(shared.to_string())
                 }),
             })?;
+        if let Some(row) = remembered {
+            self.stitcher.remember(row);
+        }
         self.recent.lock().unwrap_or_else(|p| p.into_inner()).put(
             key,
             StoredEventRow {

@@ -23,7 +23,7 @@ use crate::keys::Keys;
 use crate::routes::{admin, clicks, edge_links, events, health, postback};
 use crate::stitching::Stitcher;
 use crate::store::writer::{ClickWriter, WriterConfig, WriterTask};
-use crate::store::Store;
+use crate::store::{Lookups, Store};
 
 /// Shared state of all handlers.
 #[derive(Debug, Clone)]
@@ -209,10 +209,11 @@ impl Application {
                 attempts: 3,
             },
         );
+        let lookups = Lookups::spawn(&store);
         let conversions = Conversions::new(
-            store.clone(),
+            lookups.clone(),
             event_writer,
-            Stitcher::new(store.clone(), rules),
+            Stitcher::new(store.clone(), lookups, rules),
         );
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address)

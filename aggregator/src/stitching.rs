@@ -10,7 +10,8 @@
 //! [`RulesStore`] and recorded on the row. Writes nothing itself: the
 //! conversion service stores the rows it returns.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use clickstitch_shared::fingerprint::Hash128;
 use clickstitch_shared::{AffiliateId, BrandId, CampaignId, ClickId, ShortCode};
@@ -22,8 +23,9 @@ use crate::attribution::{
 };
 use crate::catalog::Catalog;
 use crate::events::{BrandEvent, BrandPlayerId, EventKind, KycStatus, PlayerId};
+use crate::store::queries::FingerprintKey;
 use crate::store::rows::{AttributionRow, ClickSummaryRow};
-use crate::store::{Store, StoreError};
+use crate::store::{Lookups, Store, StoreError};
 
 /// An attribution row to store and the answer to give.
 #[derive(Debug, Clone)]
@@ -122,17 +124,75 @@ fn found(rows: Vec<ClickSummaryRow>) -> Vec<FoundClick> {
         .collect()
 }
 
+/// Attributions this instance stored, newest version per player, for
+/// reading them back without a ClickHouse round trip.
+const CACHE_CAPACITY: usize = 200_000;
+
+#[derive(Debug, Default)]
+struct Cache {
+    by_player: HashMap<(BrandId, String), AttributionRow>,
+    order: VecDeque<(BrandId, String)>,
+}
+
 /// The stitcher.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Stitcher {
     store: Store,
+    lookups: Lookups,
     rules: Arc<RulesStore>,
+    cache: StdMutex<Cache>,
 }
 
 impl Stitcher {
     /// A stitcher reading clicks from `store` under `rules`.
-    pub fn new(store: Store, rules: Arc<RulesStore>) -> Self {
-        Self { store, rules }
+    pub fn new(store: Store, lookups: Lookups, rules: Arc<RulesStore>) -> Self {
+        Self {
+            store,
+            lookups,
+            rules,
+            cache: StdMutex::new(Cache::default()),
+        }
+    }
+
+    /// Remembers a stored attribution (write-through: call after it is
+    /// durable). A newer version of the same player replaces an older one.
+    pub fn remember(&self, row: AttributionRow) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (BrandId::from(row.brand_id), row.brand_player_id.clone());
+        let newer = cache
+            .by_player
+            .get(&key)
+            .is_none_or(|old| old.version <= row.version);
+        if newer && cache.by_player.insert(key.clone(), row).is_none() {
+            cache.order.push_back(key);
+        }
+        while cache.order.len() > CACHE_CAPACITY {
+            if let Some(old) = cache.order.pop_front() {
+                cache.by_player.remove(&old);
+            }
+        }
+    }
+
+    fn cached(&self, brand: BrandId, player: &str) -> Option<AttributionRow> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.by_player.get(&(brand, player.to_owned())).cloned()
+    }
+
+    /// A brand player's attribution as the API shows it: from this
+    /// instance's cache, else from ClickHouse.
+    pub async fn read_player(
+        &self,
+        brand: BrandId,
+        player: &BrandPlayerId,
+    ) -> Result<Option<Value>, StoreError> {
+        if let Some(row) = self.cached(brand, player.as_str()) {
+            return Ok(Some(row_json(&row)));
+        }
+        let player_id = self
+            .player_id(brand, player)
+            .await?
+            .unwrap_or_else(|| PlayerId::derive(brand, player, None));
+        self.read(brand, player_id).await
     }
 
     /// The rules store (for the reload job).
@@ -164,11 +224,16 @@ impl Stitcher {
         };
         let rules = self.rules.current();
 
-        let mut clicks = found(
-            self.store
-                .find_clicks(Some(event.brand_id), click_ids)
-                .await?,
-        );
+        // Reported clicks on the brand's key range (coalesced with other
+        // registrations); the rare rest anywhere, to name another brand.
+        let lookups = click_ids
+            .iter()
+            .map(|id| self.lookups.clicks.get((event.brand_id, *id)));
+        let mut rows = Vec::with_capacity(click_ids.len());
+        for found in futures_util::future::join_all(lookups).await {
+            rows.extend(found?);
+        }
+        let mut clicks = found(rows);
         let missing: Vec<ClickId> = click_ids
             .iter()
             .filter(|id| !clicks.iter().any(|c| c.click_id == **id))
@@ -178,17 +243,20 @@ impl Stitcher {
             clicks.extend(found(self.store.find_clicks(None, &missing).await?));
         }
         if let Some(q) = fingerprint_query(&registration, &clicks, &rules) {
-            let more = self
-                .store
-                .find_clicks_by_fingerprint(
-                    q.brand_id,
-                    &q.fingerprints,
-                    q.from_ms,
-                    q.to_ms,
-                    q.limit,
-                )
-                .await?;
-            clicks.extend(found(more));
+            let key = FingerprintKey {
+                brand_id: q.brand_id,
+                fingerprints: q.fingerprints,
+                from_ms: q.from_ms,
+                to_ms: q.to_ms,
+                limit: q.limit,
+            };
+            clicks.extend(found(
+                self.lookups
+                    .fingerprints
+                    .get(key)
+                    .await?
+                    .unwrap_or_default(),
+            ));
         }
         let accounts = clicks
             .iter()

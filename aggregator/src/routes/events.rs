@@ -15,7 +15,7 @@ use axum::Json;
 use crate::auth::BrandCaller;
 use crate::conversions::{SubmitError, Submitted};
 use crate::error::ApiError;
-use crate::events::{BrandEvent, BrandPlayerId, EventRequest, PlayerId, Source};
+use crate::events::{BrandEvent, BrandPlayerId, EventRequest, Source};
 use crate::routes::admin::ApiJson;
 use crate::startup::AppState;
 
@@ -64,18 +64,10 @@ pub async fn get_attribution(
     Path(player): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let player = BrandPlayerId::parse(&player).map_err(|_| ApiError::NotFound("player"))?;
-    // Registrations may carry an operator-wide player_ref; the attribution
-    // is found through the stored player row in that case.
-    let player_id = state
-        .conversions()
-        .stitcher()
-        .player_id(brand, &player)
-        .await?
-        .unwrap_or_else(|| PlayerId::derive(brand, &player, None));
     let attribution = state
         .conversions()
         .stitcher()
-        .read(brand, player_id)
+        .read_player(brand, &player)
         .await?
         .ok_or(ApiError::NotFound("player"))?;
     Ok(Json(attribution))

@@ -8,6 +8,7 @@
 //! sees a ClickHouse type; callers get domain types or [`StoreError`].
 
 pub mod health;
+pub mod lookups;
 pub mod migrations;
 pub mod queries;
 pub mod retry;
@@ -81,4 +82,41 @@ fn base_client(config: &ClickHouseConfig) -> clickhouse::Client {
         .with_password(config.password.expose_secret())
         .with_validation(false)
         .with_compression(clickhouse::Compression::None)
+}
+
+/// The coalesced lookups of event ingestion (one set per process).
+#[derive(Debug, Clone)]
+pub struct Lookups {
+    /// Stored events by `(brand, event id)`.
+    pub events: lookups::Coalescer<(clickstitch_shared::BrandId, String), rows::StoredEventRow>,
+    /// Clicks by `(brand, click id)`.
+    pub clicks: lookups::Coalescer<
+        (clickstitch_shared::BrandId, clickstitch_shared::ClickId),
+        rows::ClickSummaryRow,
+    >,
+    /// Same-device clicks.
+    pub fingerprints: lookups::Coalescer<queries::FingerprintKey, Vec<rows::ClickSummaryRow>>,
+}
+
+impl Lookups {
+    /// Starts the coalescers (needs a Tokio runtime).
+    pub fn spawn(store: &Store) -> Self {
+        const MAX_KEYS: usize = 500;
+        const IN_FLIGHT: usize = 4;
+        let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+        Self {
+            events: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
+                let s = s1.clone();
+                async move { s.find_events(&keys).await }
+            }),
+            clicks: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
+                let s = s2.clone();
+                async move { s.find_brand_clicks(&keys).await }
+            }),
+            fingerprints: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
+                let s = s3.clone();
+                async move { s.find_fingerprint_matches(&keys).await }
+            }),
+        }
+    }
 }

@@ -2,7 +2,11 @@
 //! links) and click lookups. Catalogue writes are one INSERT each and return
 //! only once ClickHouse has stored the row.
 
+use std::collections::HashMap;
+
 use clickstitch_shared::ClickId;
+
+use super::lookups::sql_string;
 
 use super::rows::{AffiliateRow, ApiKeyRow, BrandRow, CampaignRow, ClickRow, CorruptRow, LinkRow};
 use super::{Store, StoreError};
@@ -125,6 +129,26 @@ impl Store {
     }
 }
 
+/// One fingerprint lookup (see [`Store::find_fingerprint_matches`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FingerprintKey {
+    /// Brand.
+    pub brand_id: clickstitch_shared::BrandId,
+    /// Device fingerprints.
+    pub fingerprints: Vec<clickstitch_shared::fingerprint::Hash128>,
+    /// From, Unix ms.
+    pub from_ms: u64,
+    /// To, Unix ms.
+    pub to_ms: u64,
+    /// At most this many clicks.
+    pub limit: usize,
+}
+
+fn distinct(items: impl Iterator<Item = String>) -> String {
+    let set: std::collections::BTreeSet<String> = items.collect();
+    set.into_iter().collect::<Vec<_>>().join(",")
+}
+
 const CLICK_SUMMARY: &str = "click_id, clicked_at_ms, brand_id, affiliate_id, sub_affiliate_id, \
     campaign_id, link_code, country, device_fingerprint, is_bot, is_duplicate";
 
@@ -161,57 +185,133 @@ impl Store {
             .map(|b| format!("brand_id = toUUID('{b}') AND "))
             .unwrap_or_default();
         let sql = format!(
-            "SELECT {CLICK_SUMMARY} FROM clicks FINAL WHERE {brand_filter}clicked_at IN ({}) AND click_id IN ({})",
+            "SELECT {CLICK_SUMMARY} FROM clicks WHERE {brand_filter}clicked_at IN ({}) AND click_id IN ({}) LIMIT 1 BY click_id",
             second_list(ids),
             uuid_list(ids)
         );
         Ok(self.client().query_raw(&sql).fetch_all().await?)
     }
 
-    /// Human clicks on `brand` with one of `fingerprints` between the two
-    /// times (inclusive), via the `clicks_by_fingerprint` index.
-    pub async fn find_clicks_by_fingerprint(
+    /// For each query: the human clicks on its brand with one of its
+    /// fingerprints between its two times (inclusive), at most `limit`, via
+    /// the `clicks_by_fingerprint` index. One ClickHouse query for all.
+    pub async fn find_fingerprint_matches(
         &self,
-        brand: clickstitch_shared::BrandId,
-        fingerprints: &[clickstitch_shared::fingerprint::Hash128],
-        from_ms: u64,
-        to_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<super::rows::ClickSummaryRow>, StoreError> {
-        if fingerprints.is_empty() {
-            return Ok(Vec::new());
-        }
-        let fps = fingerprints
-            .iter()
-            .map(|f| format!("'{f}'"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let sql = format!(
-            "SELECT {CLICK_SUMMARY} FROM clicks FINAL WHERE brand_id = toUUID('{brand}') \
-             AND (clicked_at, click_id) IN (\
-                SELECT clicked_at, click_id FROM clicks_by_fingerprint \
-                WHERE brand_id = toUUID('{brand}') AND device_fingerprint IN ({fps}) \
-                AND clicked_at BETWEEN toDateTime({}) AND toDateTime({}) \
-                AND clicked_at_ms BETWEEN {from_ms} AND {to_ms}) LIMIT {limit}",
-            from_ms / 1000,
-            to_ms / 1000,
+        queries: &[FingerprintKey],
+    ) -> Result<HashMap<FingerprintKey, Vec<super::rows::ClickSummaryRow>>, StoreError> {
+        let (Some(from), Some(to)) = (
+            queries.iter().map(|q| q.from_ms).min(),
+            queries.iter().map(|q| q.to_ms).max(),
+        ) else {
+            return Ok(HashMap::new());
+        };
+        let brands = distinct(queries.iter().map(|q| format!("toUUID('{}')", q.brand_id)));
+        let fps = distinct(
+            queries
+                .iter()
+                .flat_map(|q| q.fingerprints.iter().map(|f| format!("'{f}'"))),
         );
-        Ok(self.client().query_raw(&sql).fetch_all().await?)
+        let limit = queries.iter().map(|q| q.limit).max().unwrap_or(1);
+        let sql = format!(
+            "SELECT {CLICK_SUMMARY} FROM clicks_by_fingerprint \
+             WHERE brand_id IN ({brands}) AND device_fingerprint IN ({fps}) \
+             AND clicked_at BETWEEN toDateTime({}) AND toDateTime({}) \
+             ORDER BY clicked_at_ms \
+             LIMIT {} BY brand_id, device_fingerprint",
+            from / 1000,
+            to / 1000,
+            limit + 1,
+        );
+        let rows: Vec<super::rows::ClickSummaryRow> =
+            self.client().query_raw(&sql).fetch_all().await?;
+        Ok(queries
+            .iter()
+            .map(|q| {
+                let brand = q.brand_id.as_uuid();
+                let mut hits: Vec<_> = rows
+                    .iter()
+                    .filter(|r| {
+                        r.brand_id == brand
+                            && (q.from_ms..=q.to_ms).contains(&r.clicked_at_ms)
+                            && q.fingerprints
+                                .iter()
+                                .any(|f| f.to_string() == r.device_fingerprint)
+                    })
+                    .cloned()
+                    .collect();
+                hits.truncate(q.limit);
+                (q.clone(), hits)
+            })
+            .collect())
     }
 
-    /// The stored hash and response of a brand's event id, if any.
-    pub async fn find_event(
+    /// The stored hash and response of each `(brand, event id)` that exists.
+    pub async fn find_events(
         &self,
-        brand: clickstitch_shared::BrandId,
-        event_id: &str,
-    ) -> Result<Option<super::rows::StoredEventRow>, StoreError> {
-        Ok(self
-            .client()
-            .query("SELECT payload_sha256, response FROM player_events FINAL WHERE brand_id = toUUID(?) AND event_id = ? LIMIT 1")
-            .bind(brand.to_string())
-            .bind(event_id)
-            .fetch_optional()
-            .await?)
+        keys: &[(clickstitch_shared::BrandId, String)],
+    ) -> Result<
+        HashMap<(clickstitch_shared::BrandId, String), super::rows::StoredEventRow>,
+        StoreError,
+    > {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let brands = distinct(keys.iter().map(|(b, _)| format!("toUUID('{b}')")));
+        let ids = distinct(keys.iter().map(|(_, e)| sql_string(e)));
+        let sql = format!(
+            "SELECT brand_id, event_id, payload_sha256, response FROM player_events \
+             WHERE brand_id IN ({brands}) AND event_id IN ({ids}) LIMIT 1 BY brand_id, event_id"
+        );
+        let rows: Vec<super::rows::EventKeyRow> = self.client().query_raw(&sql).fetch_all().await?;
+        let wanted: std::collections::HashSet<_> = keys.iter().collect();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let key = (clickstitch_shared::BrandId::from(r.brand_id), r.event_id);
+                (
+                    key,
+                    super::rows::StoredEventRow {
+                        payload_sha256: r.payload_sha256,
+                        response: r.response,
+                    },
+                )
+            })
+            .filter(|(k, _)| wanted.contains(k))
+            .collect())
+    }
+
+    /// The clicks of each `(brand, click id)` that exists on that brand.
+    pub async fn find_brand_clicks(
+        &self,
+        keys: &[(clickstitch_shared::BrandId, ClickId)],
+    ) -> Result<
+        HashMap<(clickstitch_shared::BrandId, ClickId), super::rows::ClickSummaryRow>,
+        StoreError,
+    > {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<ClickId> = keys.iter().map(|(_, id)| *id).collect();
+        let brands = distinct(keys.iter().map(|(b, _)| format!("toUUID('{b}')")));
+        let sql = format!(
+            "SELECT {CLICK_SUMMARY} FROM clicks WHERE brand_id IN ({brands}) AND clicked_at IN ({}) \
+             AND click_id IN ({}) LIMIT 1 BY click_id",
+            second_list(&ids),
+            uuid_list(&ids)
+        );
+        let rows: Vec<super::rows::ClickSummaryRow> =
+            self.client().query_raw(&sql).fetch_all().await?;
+        let wanted: std::collections::HashSet<_> = keys.iter().collect();
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let key = (
+                    clickstitch_shared::BrandId::from(r.brand_id),
+                    ClickId::try_from(r.click_id).ok()?,
+                );
+                wanted.contains(&key).then_some((key, r))
+            })
+            .collect())
     }
 
     /// The global id of a brand's player, if the player registered.

@@ -664,3 +664,13 @@ pub struct StoredEventRow {
     pub payload_sha256: String,
     pub response: String,
 }
+
+/// A stored event's key and idempotency data.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct EventKeyRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: Uuid,
+    pub event_id: String,
+    pub payload_sha256: String,
+    pub response: String,
+}

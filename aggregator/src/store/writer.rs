@@ -216,13 +216,22 @@ async fn insert_group(store: &Store, group: &[Pending]) -> Result<(), StoreError
     fn rows<'a, R>(group: &'a [Pending], pick: fn(&'a WriteBatch) -> &'a Vec<R>) -> Vec<&'a R> {
         group.iter().flat_map(|p| pick(&p.batch)).collect()
     }
-    insert_rows(store, "clicks", &rows(group, |b| &b.clicks)).await?;
-    insert_rows(store, "geo_blocked_clicks", &rows(group, |b| &b.geo_blocks)).await?;
-    // Players and attributions before the events that refer to them: a
-    // reader who finds the event finds its attribution too.
-    insert_rows(store, "players", &rows(group, |b| &b.players)).await?;
-    insert_rows(store, "attributions", &rows(group, |b| &b.attributions)).await?;
-    insert_rows(store, "player_events", &rows(group, |b| &b.events)).await?;
+    // One INSERT per table, all at once; the group is acknowledged only
+    // when every one of them has succeeded.
+    let (clicks, blocks, players, attributions, events) = (
+        rows(group, |b| &b.clicks),
+        rows(group, |b| &b.geo_blocks),
+        rows(group, |b| &b.players),
+        rows(group, |b| &b.attributions),
+        rows(group, |b| &b.events),
+    );
+    tokio::try_join!(
+        insert_rows(store, "clicks", &clicks),
+        insert_rows(store, "geo_blocked_clicks", &blocks),
+        insert_rows(store, "players", &players),
+        insert_rows(store, "attributions", &attributions),
+        insert_rows(store, "player_events", &events),
+    )?;
     Ok(())
 }
 
