@@ -25,7 +25,7 @@ CH_HTTP="$(free_port)"; CH_TCP="$(free_port)"; AGG_PORT="$(free_port)"
 ch_start "$DIR/ch" "$CH_HTTP" "$CH_TCP"
 export CLICKSTITCH_SERVER__PORT="$AGG_PORT" CLICKSTITCH_CLICKHOUSE__URL="http://127.0.0.1:$CH_HTTP"
 export CLICKSTITCH_AUTH__EDGE_SECRET="bench-edge-secret-0123456789" CLICKSTITCH_AUTH__OPERATOR_TOKEN="bench-operator-token-0123456789"
-export CLICKSTITCH_LOG__FILTER=warn
+export CLICKSTITCH_LOG__FILTER=warn CLICKSTITCH_CLICKHOUSE__COMPRESSION=none
 target/release/clickstitch-aggregator >"$DIR/aggregator.log" 2>&1 &
 AGG_PID=$!
 wait_http "http://127.0.0.1:$AGG_PORT/health" aggregator

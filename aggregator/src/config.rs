@@ -31,6 +31,29 @@ pub struct Settings {
     pub log: LogSettings,
     /// Attribution rules and brand events.
     pub attribution: AttributionSettings,
+    /// The commission job.
+    pub commissions: CommissionSettings,
+}
+
+/// `[commissions]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommissionSettings {
+    /// Run the commission job in the background on this instance. Enable it
+    /// on exactly one aggregator: the job is the ledger's single writer
+    /// (see `crate::commission_job`).
+    pub job_enabled: bool,
+    /// Seconds between two runs of the background job.
+    pub job_interval_secs: u64,
+}
+
+impl Default for CommissionSettings {
+    fn default() -> Self {
+        Self {
+            job_enabled: false,
+            job_interval_secs: 300,
+        }
+    }
 }
 
 /// `[attribution]`.
@@ -94,6 +117,9 @@ pub struct ClickHouseSettings {
     pub timeout_ms: u64,
     /// How long startup waits for ClickHouse to answer, s.
     pub startup_wait_secs: u64,
+    /// `lz4` (default) or `none`: compression of INSERT bodies. `none`
+    /// saves CPU when ClickHouse is on the same host or LAN.
+    pub compression: String,
 }
 
 impl Default for ClickHouseSettings {
@@ -105,6 +131,7 @@ impl Default for ClickHouseSettings {
             password: SecretString::from(""),
             timeout_ms: 10_000,
             startup_wait_secs: 30,
+            compression: "lz4".into(),
         }
     }
 }
@@ -118,6 +145,7 @@ impl ClickHouseSettings {
             user: self.user.clone(),
             password: self.password.clone(),
             timeout: Duration::from_millis(self.timeout_ms),
+            compress: self.compression != "none",
         }
     }
 }
@@ -269,6 +297,7 @@ CONFIGURATION
   [clickhouse]  url = \"http://127.0.0.1:8123\"  database = \"clickstitch\"
                 user = \"default\"               password = \"\"
                 timeout_ms = 10000             startup_wait_secs = 30
+                compression = \"lz4\" | \"none\"
   [ingest]      max_batch_rows = 100000        max_batch_delay_ms = 50
                 max_inserts_in_flight = 2      max_click_age_hours = 720
                 max_click_future_secs = 300
@@ -278,6 +307,7 @@ CONFIGURATION
   [log]         format = \"json\" | \"pretty\"    filter = \"info\" (RUST_LOG overrides)
   [attribution] rules_dir = \"config/attribution\"  reload_secs = 5
                 event_batch_delay_ms = 2
+  [commissions] job_enabled = false (true on exactly one instance)  job_interval_secs = 300
 
   Example: CLICKSTITCH_CLICKHOUSE__URL=http://ch:8123 CLICKSTITCH_AUTH__EDGE_SECRET=... \\
            clickstitch-aggregator --config aggregator.toml";

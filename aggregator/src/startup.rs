@@ -129,6 +129,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/api-keys/{key_id}",
             axum::routing::delete(admin::revoke_key),
         );
+    let admin = admin.merge(crate::routes::commissions::admin_routes());
     let edge = Router::new()
         .route("/clicks", post(clicks::ingest_clicks))
         .route("/links/{code}", get(edge_links::link_definition));
@@ -138,6 +139,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/players/{player_id}/attribution",
             get(events::get_attribution),
         );
+    let api = api.merge(crate::routes::commissions::api_routes());
     Router::new()
         .route("/health", get(health::health))
         .nest("/admin/v1", admin)
@@ -160,6 +162,8 @@ pub struct Application {
     reloader: RulesReloader,
     reload_every: Duration,
     max_body_bytes: usize,
+    /// The background commission job and its interval, when enabled here.
+    commission_job: Option<(crate::commission_job::CommissionJob, Duration)>,
 }
 
 impl Application {
@@ -205,7 +209,9 @@ impl Application {
             WriterConfig {
                 max_rows: 10_000,
                 max_delay: Duration::from_millis(settings.attribution.event_batch_delay_ms),
-                max_in_flight: 4,
+                // One group at a time: events arriving during an INSERT join
+                // the next group (fewer, larger INSERTs under load).
+                max_in_flight: 1,
                 attempts: 3,
             },
         );
@@ -220,6 +226,13 @@ impl Application {
             .await
             .with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
+        let commission_job = settings.commissions.job_enabled.then(|| {
+            let every = Duration::from_secs(settings.commissions.job_interval_secs.max(1));
+            (
+                crate::commission_job::CommissionJob::new(store.clone()),
+                every,
+            )
+        });
         let state = AppState::new(
             store,
             catalog,
@@ -237,6 +250,7 @@ impl Application {
             reloader,
             reload_every: Duration::from_secs(settings.attribution.reload_secs.max(1)),
             max_body_bytes: settings.server.max_body_bytes,
+            commission_job,
         })
     }
 
@@ -259,12 +273,19 @@ impl Application {
             reload_every,
             max_body_bytes,
             port,
+            commission_job,
         } = self;
         tracing::info!(port, "aggregator listening");
         let (stop_jobs, mut jobs_stopped) = tokio::sync::watch::channel(false);
         let reload_job = tokio::spawn(reloader.run_until_stopped(reload_every, async move {
             let _ = jobs_stopped.changed().await;
         }));
+        let mut commission_stopped = stop_jobs.subscribe();
+        let commission_task = commission_job.map(|(job, every)| {
+            tokio::spawn(job.run_until_stopped(every, async move {
+                let _ = commission_stopped.changed().await;
+            }))
+        });
         let app = router(state, max_body_bytes);
         let drainers: Vec<_> = writer_tasks.iter().map(WriterTask::drainer).collect();
         let shutdown = async move {
@@ -283,6 +304,11 @@ impl Application {
         }
         if let Err(e) = reload_job.await {
             tracing::error!(error = %e, "rules reload job failed");
+        }
+        if let Some(task) = commission_task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "commission job failed");
+            }
         }
         tracing::info!("aggregator stopped");
         Ok(())
