@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod commission;
+pub mod commission_job;
 pub mod config;
 pub mod conversions;
 pub mod error;

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "brand_events",
         sql: include_str!("../../migrations/0003_brand_events.sql"),
     },
+    Migration {
+        version: 4,
+        name: "commissions",
+        sql: include_str!("../../migrations/0004_commissions.sql"),
+    },
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

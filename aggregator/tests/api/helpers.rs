@@ -399,3 +399,59 @@ pub fn geo_block(f: &Fixture, ids: &mut ClickIdGenerator) -> RawGeoBlock {
         reason: "jurisdiction_restricted".into(),
     }
 }
+
+/// Like [`spawn_app`] (shared ClickHouse server, a database of its own),
+/// with the settings adjusted by `tweak` before the app is built — e.g. a
+/// longer `ingest.max_click_age_hours` for scenarios months in the past.
+pub async fn spawn_app_configured(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let ch = Ch::Shared(
+        tokio::task::spawn_blocking(ClickHouseServer::shared)
+            .await
+            .expect("join"),
+    );
+    let database = unique_database_name("agg_test");
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.clickhouse.url = ch.server().http_url();
+    settings.clickhouse.user = ch.server().user().to_owned();
+    settings.clickhouse.password = ch.server().password().to_owned().into();
+    settings.clickhouse.database = database.clone();
+    settings.clickhouse.timeout_ms = 5_000;
+    settings.clickhouse.startup_wait_secs = 5;
+    settings.ingest.max_batch_delay_ms = 20;
+    settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
+    settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
+    settings.attribution.rules_dir = rules_dir();
+    tweak(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("build the application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        database,
+        ch,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+/// The app's ClickHouse connection settings (for driving jobs directly).
+pub fn store_config(app: &TestApp) -> clickstitch_aggregator::store::ClickHouseConfig {
+    clickstitch_aggregator::store::ClickHouseConfig {
+        url: app.ch.server().http_url(),
+        database: app.database.clone(),
+        user: app.ch.server().user().to_owned(),
+        password: app.ch.server().password().to_owned().into(),
+        timeout: Duration::from_secs(30),
+        compress: false,
+    }
+}

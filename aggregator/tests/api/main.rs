@@ -4,6 +4,7 @@
 
 mod admin;
 mod clicks;
+mod commissions;
 mod events;
 mod health;
 mod helpers;

@@ -1,0 +1,993 @@
+//! The commission job and the other writers of the commission ledger.
+//!
+//! The job reads everything the pure engine ([`crate::commission`]) needs
+//! from ClickHouse — every attributed player's facts (from `player_events`
+//! and `attributions`), the deals, NGR formulas, FX tables, the affiliate
+//! tree, the period calendar and the complete ledger — runs
+//! [`Engine::run`] and appends the entries and NGR statements it returns.
+//! Period closes, payout runs and the commission configuration (deals,
+//! formulas, FX tables) are written here too, because they change what the
+//! next run computes.
+//!
+//! Owns the mapping of stored events to [`PlayerFacts`] (the rules of
+//! `docs/commissions.md`, "For the integrator"), the single-writer lock,
+//! the order of appends and the run reports. Must not compute commissions
+//! (the engine does), write SQL (that is [`crate::store::ledger`]) or know
+//! about HTTP (that is [`crate::routes::commissions`]).
+//!
+//! # One writer
+//!
+//! Every write to the ledger — a job run, a period close (which runs the
+//! job first), a payout run (likewise) and a configuration change — holds
+//! one process-wide lock ([`lock_writer`]) from reading the ledger to
+//! appending to it, so two runs never compute on the same stale ledger.
+//! The lock does not span processes: with several aggregators, enable the
+//! background job (`commissions.job_enabled`) on exactly one of them and
+//! send the commission admin requests to that one. If two writers ever
+//! race anyway, they produce two different rows for one entry id; storage
+//! keeps both (see migration 0004) and the next run refuses the ledger
+//! until an operator removes the later row, instead of silently keeping
+//! either.
+//!
+//! # Cost
+//!
+//! A run recomputes everything from all facts (the engine needs them all:
+//! a player left out would have their commission reversed), so its cost
+//! grows with the number of attributed players and events. The ledger it
+//! appends stays small: one entry per slot whose amount changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use uuid::Uuid;
+
+use clickstitch_shared::{AffiliateId, BrandId, CountryCode};
+
+use crate::clock::now_ms;
+use crate::commission::facts::FactsError;
+use crate::commission::{
+    payout, AffiliateTree, Attribution, AttributionStatus, BrandEventId, Credit, Deal, DealBook,
+    Engine, EventKind, Flag, FormulaBook, KycStatus, LedgerEntry, Link, Month, NgrFormula,
+    PayoutDecision, PayoutRun, PlayerEvent, PlayerFacts, PlayerId, Registration, Slot, Timestamp,
+};
+use crate::error::Problem;
+use crate::money::{Bps, Currency, Money};
+use crate::store::ledger::{FactEventRow, LedgerScope, LedgerStoreError, RunRow, StoredFxTable};
+use crate::store::rows::AttributionRow;
+use crate::store::{Store, StoreError};
+
+/// The process-wide ledger-writer lock (see the module docs).
+static WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Proof that the holder is the only ledger writer of this process.
+#[derive(Debug)]
+pub struct WriterGuard(#[allow(dead_code)] tokio::sync::MutexGuard<'static, ()>);
+
+/// Waits for the process-wide ledger-writer lock.
+pub async fn lock_writer() -> WriterGuard {
+    WriterGuard(WRITER.lock().await)
+}
+
+/// Why a commission request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommissionError {
+    /// The request is invalid: nothing was stored.
+    #[error("request is invalid")]
+    Invalid(Vec<Problem>),
+    /// The request contradicts what is stored (e.g. the month is already
+    /// closed): nothing was stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] LedgerStoreError),
+    /// The commission job, run first, failed: nothing was stored.
+    #[error("the commission job failed: {0:#}")]
+    Job(anyhow::Error),
+}
+
+impl From<StoreError> for CommissionError {
+    fn from(e: StoreError) -> Self {
+        CommissionError::Store(e.into())
+    }
+}
+
+impl CommissionError {
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        CommissionError::Invalid(vec![Problem::new(field, message)])
+    }
+
+    /// Whether retrying later may help (ClickHouse unavailable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CommissionError::Store(e) => e.is_retryable(),
+            CommissionError::Job(e) => e.chain().any(|c| {
+                c.downcast_ref::<StoreError>()
+                    .is_some_and(StoreError::is_retryable)
+                    || c.downcast_ref::<LedgerStoreError>()
+                        .is_some_and(LedgerStoreError::is_retryable)
+            }),
+            CommissionError::Invalid(_) | CommissionError::Conflict(_) => false,
+        }
+    }
+}
+
+/// What a job run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The run's id (`commission_runs.run_id`).
+    pub run_id: Uuid,
+    /// The `now` the run was given (Unix ms).
+    pub now_ms: u64,
+    /// (player, brand) fact sets passed to the engine.
+    pub players: usize,
+    /// Players left out of this run, with the reason (e.g. a registration
+    /// whose event row is not readable yet).
+    pub skipped_players: Vec<String>,
+    /// Ledger entries that existed before the run.
+    pub prior_entries: usize,
+    /// The entries appended (empty when nothing changed).
+    pub entries: Vec<LedgerEntry>,
+    /// NGR statements appended (those whose id was new).
+    pub statements_appended: usize,
+}
+
+/// What a period close did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloseReport {
+    /// The month closed.
+    pub month: Month,
+    /// The recorded close instant.
+    pub closed_at: Timestamp,
+    /// The job run made just before the close, so that every fact received
+    /// until then is booked in the month.
+    pub run: RunReport,
+}
+
+/// An affiliate whose payable balance was not paid.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolledOver {
+    /// The affiliate.
+    pub affiliate: AffiliateId,
+    /// The payable balance (may be zero or negative).
+    pub payable: Money,
+    /// The minimum payout it did not reach.
+    pub min_payout: Money,
+}
+
+/// What a payout run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PayoutReport {
+    /// The payout run id (the payout entries' ids derive from it).
+    pub run_id: Uuid,
+    /// When it was decided.
+    pub at: Timestamp,
+    /// True when the run id had already been used: the stored payouts are
+    /// returned and nothing is paid again.
+    pub replayed: bool,
+    /// The payout entries appended (or found, on a replay).
+    pub paid: Vec<LedgerEntry>,
+    /// Affiliates below their minimum payout (or with nothing payable).
+    pub rolled_over: Vec<RolledOver>,
+    /// Affiliates with ledger entries but no deal version in force now.
+    pub skipped: Vec<AffiliateId>,
+    /// The job run made first (none on a replay).
+    pub run: Option<RunReport>,
+}
+
+/// Whether a configuration write stored something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Saved {
+    /// Stored.
+    Created,
+    /// Identical to what is stored: nothing written.
+    Unchanged,
+}
+
+/// The commission job (and the other ledger writers).
+#[derive(Debug, Clone)]
+pub struct CommissionJob {
+    store: Store,
+}
+
+impl CommissionJob {
+    /// A job on `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Runs the engine over everything and appends what changed. Holds the
+    /// writer lock for the whole run. Running it again with no new facts
+    /// appends nothing.
+    pub async fn run_once(&self, now_ms: u64) -> anyhow::Result<RunReport> {
+        let guard = lock_writer().await;
+        self.run_locked(&guard, now_ms).await
+    }
+
+    /// Runs the job every `every` (first at once) until `shutdown`
+    /// completes. Failures are logged and retried at the next tick.
+    pub async fn run_until_stopped(self, every: Duration, shutdown: impl Future<Output = ()>) {
+        let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = ticks.tick() => match self.run_once(now_ms()).await {
+                    Ok(r) if r.entries.is_empty() => {
+                        tracing::debug!(players = r.players, "commission run: nothing to append");
+                    }
+                    Ok(r) => tracing::info!(
+                        players = r.players,
+                        entries = r.entries.len(),
+                        statements = r.statements_appended,
+                        "commission run appended entries"
+                    ),
+                    Err(e) => tracing::error!(error = format!("{e:#}"), "commission run failed"),
+                },
+            }
+        }
+        tracing::info!("commission job stopped");
+    }
+
+    /// [`Self::run_once`] for a caller that already holds the lock.
+    pub async fn run_locked(&self, _guard: &WriterGuard, now_ms: u64) -> anyhow::Result<RunReport> {
+        let run_id = Uuid::now_v7();
+        let started_ms = crate::clock::now_ms();
+        let result = self.compute_and_append(run_id, now_ms).await;
+        let row = match &result {
+            Ok(r) => RunRow {
+                run_id,
+                kind: 1,
+                started_at: crate::clock::secs(started_ms),
+                started_at_ms: started_ms,
+                finished_at_ms: crate::clock::now_ms(),
+                now_ms,
+                players: count(r.players),
+                skipped_players: count(r.skipped_players.len()),
+                prior_entries: count(r.prior_entries),
+                entries_appended: count(r.entries.len()),
+                statements_appended: count(r.statements_appended),
+                entry_ids: r.entries.iter().map(|e| e.id).collect(),
+                error: String::new(),
+            },
+            Err(e) => RunRow {
+                run_id,
+                kind: 1,
+                started_at: crate::clock::secs(started_ms),
+                started_at_ms: started_ms,
+                finished_at_ms: crate::clock::now_ms(),
+                now_ms,
+                players: 0,
+                skipped_players: 0,
+                prior_entries: 0,
+                entries_appended: 0,
+                statements_appended: 0,
+                entry_ids: Vec::new(),
+                error: format!("{e:#}"),
+            },
+        };
+        // The run log is informational: the ledger is already durable.
+        if let Err(e) = self.store.save_run(&row).await {
+            tracing::warn!(error = %e, "could not record the commission run");
+        }
+        result
+    }
+
+    async fn compute_and_append(&self, run_id: Uuid, now_ms: u64) -> anyhow::Result<RunReport> {
+        let store = &self.store;
+        let attributions = store
+            .load_attributions()
+            .await
+            .context("reading attributions")?;
+        let events = store
+            .load_fact_events()
+            .await
+            .context("reading player events")?;
+        let facts = player_facts(&attributions, &events)?;
+        let deals =
+            DealBook::new(store.load_deals().await.context("reading deals")?).context("deals")?;
+        let formulas = FormulaBook::new(
+            store
+                .load_formulas()
+                .await
+                .context("reading NGR formulas")?,
+        )
+        .context("NGR formulas")?;
+        let fx = store.load_fx_book().await.context("reading FX tables")?;
+        let calendar = store
+            .load_calendar()
+            .await
+            .context("reading period closes")?;
+        let catalogue = store.load_catalogue().await.context("reading affiliates")?;
+        let tree = AffiliateTree::new(catalogue.affiliates.iter().filter_map(|a| {
+            a.parent_id.map(|parent| Link {
+                child: a.id,
+                parent,
+            })
+        }))
+        .context("affiliate tree")?;
+        let prior = store
+            .load_ledger(LedgerScope::All)
+            .await
+            .context("reading the ledger")?;
+        let engine = Engine {
+            deals: &deals,
+            formulas: &formulas,
+            fx: &fx,
+            tree: &tree,
+            calendar: &calendar,
+        };
+        let output = engine
+            .run(&facts.players, &prior)
+            .context("running the commission engine")?;
+        let known = store
+            .load_statement_ids()
+            .await
+            .context("reading statement ids")?;
+        let statements: Vec<_> = output
+            .statements
+            .into_iter()
+            .filter(|s| !known.contains(&s.id))
+            .collect();
+        // Statements first: an entry is never visible before the statements
+        // it names. A failure in between leaves statements that the next
+        // run simply finds stored.
+        store
+            .append_statements(&statements, now_ms)
+            .await
+            .context("appending NGR statements")?;
+        store
+            .append_ledger(&output.entries)
+            .await
+            .context("appending ledger entries")?;
+        Ok(RunReport {
+            run_id,
+            now_ms,
+            players: facts.players.len(),
+            skipped_players: facts.skipped,
+            prior_entries: prior.len(),
+            entries: output.entries,
+            statements_appended: statements.len(),
+        })
+    }
+
+    /// Closes `month` at `closed_at_ms` (default `now_ms`; never in the
+    /// future): runs the job first so that every fact received until now is
+    /// booked in the month, then records the close. Later facts about the
+    /// month are booked in the next open period.
+    pub async fn close_period(
+        &self,
+        month: Month,
+        closed_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<CloseReport, CommissionError> {
+        let guard = lock_writer().await;
+        let calendar = self.store.load_calendar().await?;
+        if let Some(at) = calendar.closed_at(month) {
+            return Err(CommissionError::Conflict(format!(
+                "{month} is already closed (at {at}); a closed period never reopens"
+            )));
+        }
+        let at = closed_at_ms.unwrap_or(now_ms);
+        if at > now_ms {
+            return Err(CommissionError::invalid(
+                "closed_at",
+                "must not be in the future",
+            ));
+        }
+        let closed_at = Timestamp::from_unix_ms(at);
+        calendar
+            .close(month, closed_at)
+            .map_err(|e| CommissionError::invalid("month", e.to_string()))?;
+        let run = self
+            .run_locked(&guard, now_ms)
+            .await
+            .map_err(CommissionError::Job)?;
+        self.store.save_period_close(month, at, now_ms).await?;
+        Ok(CloseReport {
+            month,
+            closed_at,
+            run,
+        })
+    }
+
+    /// A payout run at `now_ms`: runs the job first, then pays each
+    /// affiliate's payable balance if it reaches the minimum payout of the
+    /// deal version in force now (otherwise it rolls over). Replaying a run
+    /// id returns the stored payouts and pays nothing again.
+    pub async fn run_payouts(
+        &self,
+        run_id: Option<Uuid>,
+        now_ms: u64,
+    ) -> Result<PayoutReport, CommissionError> {
+        let guard = lock_writer().await;
+        let at = Timestamp::from_unix_ms(now_ms);
+        if let Some(id) = run_id {
+            let ledger = self.store.load_ledger(LedgerScope::All).await?;
+            let paid: Vec<LedgerEntry> = ledger
+                .into_iter()
+                .filter(|e| matches!(e.slot, Slot::Payout { run, .. } if run == id))
+                .collect();
+            if !paid.is_empty() {
+                return Ok(PayoutReport {
+                    run_id: id,
+                    at,
+                    replayed: true,
+                    paid,
+                    rolled_over: Vec::new(),
+                    skipped: Vec::new(),
+                    run: None,
+                });
+            }
+        }
+        let run_id = run_id.unwrap_or_else(Uuid::now_v7);
+        let run = self
+            .run_locked(&guard, now_ms)
+            .await
+            .map_err(CommissionError::Job)?;
+        let ledger = self.store.load_ledger(LedgerScope::All).await?;
+        let calendar = self.store.load_calendar().await?;
+        let deals: BTreeMap<AffiliateId, Deal> = self
+            .store
+            .load_deals()
+            .await?
+            .into_iter()
+            .map(|d| (d.affiliate(), d))
+            .collect();
+        let affiliates: BTreeSet<AffiliateId> = ledger.iter().map(|e| e.affiliate).collect();
+        let mut report = PayoutReport {
+            run_id,
+            at,
+            replayed: false,
+            paid: Vec::new(),
+            rolled_over: Vec::new(),
+            skipped: Vec::new(),
+            run: Some(run),
+        };
+        for affiliate in affiliates {
+            let Some(version) = deals.get(&affiliate).and_then(|d| d.version_at(at.month())) else {
+                report.skipped.push(affiliate);
+                continue;
+            };
+            let decision = payout(
+                &ledger,
+                &calendar,
+                affiliate,
+                version.min_payout(),
+                PayoutRun { id: run_id, at },
+            )
+            .map_err(|e| CommissionError::Conflict(format!("affiliate {affiliate}: {e}")))?;
+            match decision {
+                PayoutDecision::Pay(entry) => report.paid.push(*entry),
+                PayoutDecision::RollOver {
+                    payable,
+                    min_payout,
+                } => report.rolled_over.push(RolledOver {
+                    affiliate,
+                    payable,
+                    min_payout,
+                }),
+            }
+        }
+        self.store.append_ledger(&report.paid).await?;
+        let row = RunRow {
+            run_id,
+            kind: 2,
+            started_at: crate::clock::secs(now_ms),
+            started_at_ms: now_ms,
+            finished_at_ms: crate::clock::now_ms(),
+            now_ms,
+            players: 0,
+            skipped_players: 0,
+            prior_entries: count(ledger.len()),
+            entries_appended: count(report.paid.len()),
+            statements_appended: 0,
+            entry_ids: report.paid.iter().map(|e| e.id).collect(),
+            error: String::new(),
+        };
+        if let Err(e) = self.store.save_run(&row).await {
+            tracing::warn!(error = %e, "could not record the payout run");
+        }
+        Ok(report)
+    }
+
+    /// Stores an affiliate's deal. Versions are append-only: a new document
+    /// must repeat every stored version unchanged (a change is a new
+    /// version) and keep the currency. The same document again is
+    /// [`Saved::Unchanged`].
+    pub async fn save_deal(&self, deal: &Deal, now_ms: u64) -> Result<Saved, CommissionError> {
+        let _guard = lock_writer().await;
+        let new = serde_json::to_value(deal).unwrap_or_default();
+        let latest = latest_version(&new);
+        if let Some(old) = self.store.load_deal(deal.affiliate()).await? {
+            if old.currency() != deal.currency() {
+                return Err(CommissionError::invalid(
+                    "currency",
+                    format!(
+                        "the deal currency never changes: the stored deal is in {}",
+                        old.currency()
+                    ),
+                ));
+            }
+            let old = serde_json::to_value(&old).unwrap_or_default();
+            if old == new {
+                return Ok(Saved::Unchanged);
+            }
+            append_only(&old, &new)?;
+        }
+        self.store.save_deal(deal, latest, now_ms).await?;
+        Ok(Saved::Created)
+    }
+
+    /// Stores a brand's NGR formula (versions append-only, like deals).
+    pub async fn save_formula(
+        &self,
+        formula: &NgrFormula,
+        now_ms: u64,
+    ) -> Result<Saved, CommissionError> {
+        let _guard = lock_writer().await;
+        let new = serde_json::to_value(formula).unwrap_or_default();
+        if let Some(old) = self.store.load_formula(formula.brand()).await? {
+            let old = serde_json::to_value(&old).unwrap_or_default();
+            if old == new {
+                return Ok(Saved::Unchanged);
+            }
+            append_only(&old, &new)?;
+        }
+        self.store
+            .save_formula(formula, latest_version(&new), now_ms)
+            .await?;
+        Ok(Saved::Created)
+    }
+
+    /// Stores an FX table for its month. Its version must be above the
+    /// month's stored version (the same table again is
+    /// [`Saved::Unchanged`]); the highest version converts the month.
+    pub async fn save_fx_table(
+        &self,
+        table: &StoredFxTable,
+        now_ms: u64,
+    ) -> Result<Saved, CommissionError> {
+        let _guard = lock_writer().await;
+        let stored = self.store.load_fx_tables().await?;
+        if let Some(old) = stored.iter().find(|t| t.month == table.month) {
+            if old == table {
+                return Ok(Saved::Unchanged);
+            }
+            if table.version <= old.version {
+                return Err(CommissionError::invalid(
+                    "version",
+                    format!(
+                        "{} already has version {} with other rates; publish a higher version",
+                        table.month, old.version
+                    ),
+                ));
+            }
+        }
+        self.store.save_fx_table(table, now_ms).await?;
+        Ok(Saved::Created)
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The `version` of the last element of `doc.versions`.
+fn latest_version(doc: &serde_json::Value) -> u32 {
+    doc["versions"]
+        .as_array()
+        .and_then(|v| v.last())
+        .and_then(|v| v["version"].as_u64())
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(0)
+}
+
+/// Checks that `new.versions` starts with every version of `old`, unchanged.
+fn append_only(old: &serde_json::Value, new: &serde_json::Value) -> Result<(), CommissionError> {
+    let empty = Vec::new();
+    let old_versions = old["versions"].as_array().unwrap_or(&empty);
+    let new_versions = new["versions"].as_array().unwrap_or(&empty);
+    let mut problems = Vec::new();
+    for (i, v) in old_versions.iter().enumerate() {
+        match new_versions.get(i) {
+            Some(n) if n == v => {}
+            _ => problems.push(Problem::new(
+                format!("versions[{i}]"),
+                format!(
+                    "version {} is stored with other terms (or is missing); stored versions never \
+                     change: repeat it unchanged and add a new version",
+                    v["version"]
+                ),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CommissionError::Invalid(problems))
+    }
+}
+
+/// The engine's input about players, and the players left out.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedFacts {
+    /// One fact set per (player, brand) with an attribution row.
+    pub players: Vec<PlayerFacts>,
+    /// Players left out, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// `player_events.event_type` codes (migration 0003).
+mod event_type {
+    pub const REGISTRATION: i8 = 1;
+    pub const KYC: i8 = 2;
+    pub const DEPOSIT: i8 = 3;
+    pub const GAME_ACTIVITY: i8 = 5;
+    pub const BONUS: i8 = 6;
+    pub const CHARGEBACK: i8 = 7;
+    pub const RESPONSIBLE_GAMING: i8 = 8;
+}
+
+fn kyc_status(text: &str) -> Option<KycStatus> {
+    match text {
+        "pending" => Some(KycStatus::Pending),
+        "approved" => Some(KycStatus::Approved),
+        "rejected" => Some(KycStatus::Rejected),
+        "revoked" => Some(KycStatus::Revoked),
+        _ => None,
+    }
+}
+
+fn flag(text: &str) -> Option<Flag> {
+    match text {
+        "self_exclusion" => Some(Flag::SelfExclusion),
+        "cooling_off" => Some(Flag::CoolingOff),
+        "deposit_limit" => Some(Flag::DepositLimit),
+        "account_closed" => Some(Flag::AccountClosed),
+        "blocked" => Some(Flag::Blocked),
+        "duplicate_account" => Some(Flag::DuplicateAccount),
+        _ => None,
+    }
+}
+
+fn currency_of(row: &FactEventRow) -> anyhow::Result<Currency> {
+    let text = std::str::from_utf8(&row.currency).unwrap_or("");
+    Currency::parse(text).with_context(|| format!("event {}: currency {text:?}", row.event_id))
+}
+
+/// One stored event as an engine fact (`None` for events the engine does
+/// not need: withdrawals, other registrations).
+fn fact(row: &FactEventRow, registration_event: &str) -> anyhow::Result<Option<PlayerEvent>> {
+    let money = |minor: i64| -> anyhow::Result<Money> { Ok(Money::new(minor, currency_of(row)?)) };
+    let kind = match row.event_type {
+        event_type::REGISTRATION if row.event_id == registration_event => {
+            // A KYC status given at registration is a KYC decision at the
+            // registration's time (it reuses the registration's event id).
+            match kyc_status(&row.kyc_status) {
+                None | Some(KycStatus::Pending) => return Ok(None),
+                Some(status) => EventKind::Kyc { status },
+            }
+        }
+        event_type::KYC => EventKind::Kyc {
+            status: kyc_status(&row.kyc_status).with_context(|| {
+                format!("event {}: KYC status {:?}", row.event_id, row.kyc_status)
+            })?,
+        },
+        event_type::DEPOSIT => EventKind::Deposit {
+            amount: money(row.amount_minor)?,
+        },
+        event_type::GAME_ACTIVITY => EventKind::Game {
+            stakes: money(row.stakes_minor)?,
+            wins: money(row.wins_minor)?,
+        },
+        event_type::BONUS => EventKind::BonusCost {
+            amount: money(row.amount_minor)?,
+        },
+        event_type::CHARGEBACK => EventKind::Chargeback {
+            amount: money(row.amount_minor)?,
+            deposit: if row.reference_event_id.is_empty() {
+                None
+            } else {
+                Some(BrandEventId::new(&row.reference_event_id)?)
+            },
+        },
+        event_type::RESPONSIBLE_GAMING => EventKind::Flag {
+            flag: flag(&row.rg_flag)
+                .with_context(|| format!("event {}: flag {:?}", row.event_id, row.rg_flag))?,
+            active: row.rg_active != 0,
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(PlayerEvent {
+        id: BrandEventId::new(&row.event_id)?,
+        at: Timestamp::from_unix_ms(row.occurred_at_ms),
+        kind,
+    }))
+}
+
+/// The credits of an attribution row: per touchpoint, the earning account
+/// (the sub-affiliate when set, else the affiliate) and its share.
+fn credits(row: &AttributionRow) -> anyhow::Result<Vec<Credit>> {
+    let n = row.credit_affiliate_ids.len();
+    anyhow::ensure!(
+        row.credit_sub_affiliate_ids.len() == n && row.credit_bps.len() == n,
+        "credit arrays of different lengths"
+    );
+    (0..n)
+        .map(|i| {
+            let sub = row.credit_sub_affiliate_ids[i].trim();
+            let affiliate = if sub.is_empty() {
+                AffiliateId::from(row.credit_affiliate_ids[i])
+            } else {
+                AffiliateId::from(
+                    Uuid::parse_str(sub).with_context(|| format!("sub-affiliate id {sub:?}"))?,
+                )
+            };
+            let share = Bps::share(i64::from(row.credit_bps[i]))?;
+            Ok(Credit { affiliate, share })
+        })
+        .collect()
+}
+
+fn attribution(row: &AttributionRow) -> anyhow::Result<Option<Attribution>> {
+    let status = match row.status {
+        1 => AttributionStatus::PendingKyc,
+        2 => AttributionStatus::Final,
+        3 => AttributionStatus::Rejected,
+        // 4 = unattributed: the player earns nothing.
+        _ => return Ok(None),
+    };
+    Ok(Some(Attribution::new(
+        row.rules_version.clone(),
+        status,
+        credits(row)?,
+    )?))
+}
+
+/// Maps stored attributions and events to the engine's facts, one
+/// [`PlayerFacts`] per attribution row (docs/commissions.md, "For the
+/// integrator"): the registration (event id, time, country) from the
+/// attribution's registration event; the brand player's other events
+/// (matched by brand and brand player id); the registration's KYC status,
+/// unless pending, as a KYC fact; the wallet currency from the earliest
+/// money event. An attributed player whose facts are inconsistent (e.g.
+/// two currencies) fails the run — commission is never guessed; an
+/// unattributed one is only skipped. A registration whose event row is not
+/// readable yet is skipped (the next run picks it up).
+pub fn player_facts(
+    attributions: &[AttributionRow],
+    events: &[FactEventRow],
+) -> anyhow::Result<LoadedFacts> {
+    let mut by_player: BTreeMap<(Uuid, &str), Vec<&FactEventRow>> = BTreeMap::new();
+    for e in events {
+        by_player
+            .entry((e.brand_id, e.brand_player_id.as_str()))
+            .or_default()
+            .push(e);
+    }
+    let mut out = LoadedFacts::default();
+    for a in attributions {
+        let brand = BrandId::from(a.brand_id);
+        let player = PlayerId::from(a.player_id);
+        let mine = by_player
+            .get(&(a.brand_id, a.brand_player_id.as_str()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let Some(reg) = mine.iter().find(|e| {
+            e.event_type == event_type::REGISTRATION && e.event_id == a.registration_event_id
+        }) else {
+            out.skipped.push(format!(
+                "player {player} at brand {brand}: registration event {:?} not stored yet",
+                a.registration_event_id
+            ));
+            continue;
+        };
+        let built = (|| -> anyhow::Result<PlayerFacts> {
+            let country = std::str::from_utf8(&reg.country).unwrap_or("");
+            let registration = Registration {
+                event: BrandEventId::new(&reg.event_id)?,
+                at: Timestamp::from_unix_ms(reg.occurred_at_ms),
+                country: CountryCode::parse(country)
+                    .with_context(|| format!("registration country {country:?}"))?,
+            };
+            let mut facts = Vec::new();
+            for e in mine {
+                if let Some(f) = fact(e, &a.registration_event_id)? {
+                    facts.push(f);
+                }
+            }
+            let currency = facts
+                .iter()
+                .filter_map(|f| match &f.kind {
+                    EventKind::Deposit { amount }
+                    | EventKind::BonusCost { amount }
+                    | EventKind::Chargeback { amount, .. } => {
+                        Some((f.at, &f.id, amount.currency()))
+                    }
+                    EventKind::Game { stakes, .. } => Some((f.at, &f.id, stakes.currency())),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, _, c)| c)
+                .map_or_else(|| Currency::parse("XXX"), Ok)?;
+            let attribution = attribution(a)?;
+            PlayerFacts::new(player, brand, currency, registration, attribution, facts)
+                .map_err(|e: FactsError| anyhow::Error::new(e))
+        })();
+        match built {
+            Ok(f) => out.players.push(f),
+            Err(e) if a.status == 4 => out.skipped.push(format!(
+                "unattributed player {player} at brand {brand}: {e:#}"
+            )),
+            Err(e) => {
+                return Err(e.context(format!(
+                    "facts of player {player} (brand player {:?}) at brand {brand}",
+                    a.brand_player_id
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brand() -> Uuid {
+        Uuid::from_u128(0xb1)
+    }
+
+    fn row(event_id: &str, event_type: i8, at: u64) -> FactEventRow {
+        FactEventRow {
+            brand_id: brand(),
+            event_id: event_id.into(),
+            event_type,
+            occurred_at_ms: at,
+            brand_player_id: "p-1".into(),
+            country: *b"XX",
+            kyc_status: String::new(),
+            amount_minor: 0,
+            currency: *b"XXX",
+            stakes_minor: 0,
+            wins_minor: 0,
+            rg_flag: String::new(),
+            rg_active: 0,
+            reference_event_id: String::new(),
+        }
+    }
+
+    fn attribution_row(status: i8) -> AttributionRow {
+        AttributionRow {
+            brand_id: brand(),
+            player_id: Uuid::from_u128(1),
+            brand_player_id: "p-1".into(),
+            registration_event_id: "reg-1".into(),
+            status,
+            reason: String::new(),
+            model: "last_click".into(),
+            rules_version: "default/eu.json@1".into(),
+            window_days: 30,
+            credit_affiliate_ids: vec![Uuid::from_u128(0xa1), Uuid::from_u128(0xa2)],
+            credit_sub_affiliate_ids: vec![Uuid::from_u128(0x5b).to_string(), String::new()],
+            credit_campaign_ids: vec![Uuid::from_u128(0xc1), Uuid::from_u128(0xc1)],
+            credit_click_ids: vec![Uuid::from_u128(0xd1), Uuid::from_u128(0xd2)],
+            credit_bps: vec![6_000, 4_000],
+            decision: String::new(),
+            decided_at: 0,
+            decided_at_ms: 0,
+            version: 1,
+        }
+    }
+
+    fn journey() -> Vec<FactEventRow> {
+        let mut reg = row("reg-1", event_type::REGISTRATION, 1_000);
+        reg.country = *b"DE";
+        reg.kyc_status = "approved".into();
+        let mut dep = row("dep-1", event_type::DEPOSIT, 2_000);
+        dep.amount_minor = 5_000;
+        dep.currency = *b"EUR";
+        let mut game = row("game-1", event_type::GAME_ACTIVITY, 3_000);
+        game.stakes_minor = 10_000;
+        game.wins_minor = 4_000;
+        game.currency = *b"EUR";
+        let mut wd = row("wd-1", 4, 3_500);
+        wd.amount_minor = 1_000;
+        wd.currency = *b"USD";
+        let mut rg = row("rg-1", event_type::RESPONSIBLE_GAMING, 4_000);
+        rg.rg_flag = "self_exclusion".into();
+        rg.rg_active = 1;
+        let mut other = row("other", event_type::DEPOSIT, 2_000);
+        other.brand_player_id = "p-2".into();
+        other.currency = *b"EUR";
+        vec![reg, dep, game, wd, rg, other]
+    }
+
+    #[test]
+    fn stored_events_become_the_players_facts_with_credits_to_the_earning_accounts() {
+        let loaded = player_facts(&[attribution_row(2)], &journey()).expect("facts");
+        assert!(loaded.skipped.is_empty());
+        let f = &loaded.players[0];
+        assert_eq!(f.registration().country.as_str(), "DE");
+        assert_eq!(f.registration().at, Timestamp::from_unix_ms(1_000));
+        assert_eq!(f.currency().as_str(), "EUR");
+        let kinds: Vec<(&str, &EventKind)> = f
+            .events()
+            .iter()
+            .map(|e| (e.id.as_str(), &e.kind))
+            .collect();
+        // The registration's KYC status is a KYC fact; the withdrawal and
+        // the other player's deposit are not facts of this player.
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        assert_eq!(
+            kinds[0],
+            (
+                "reg-1",
+                &EventKind::Kyc {
+                    status: KycStatus::Approved
+                }
+            )
+        );
+        assert!(matches!(
+            kinds[3].1,
+            EventKind::Flag {
+                flag: Flag::SelfExclusion,
+                active: true
+            }
+        ));
+        let credits = f.attribution().expect("attributed").credits();
+        let sub = AffiliateId::from(Uuid::from_u128(0x5b));
+        let top = AffiliateId::from(Uuid::from_u128(0xa2));
+        let got: Vec<(AffiliateId, i64)> = credits
+            .iter()
+            .map(|c| (c.affiliate, c.share.get()))
+            .collect();
+        let mut want = vec![(sub, 6_000), (top, 4_000)];
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn unattributed_players_have_no_attribution_and_missing_registrations_are_skipped() {
+        let loaded = player_facts(&[attribution_row(4)], &journey()).expect("facts");
+        assert!(loaded.players[0].attribution().is_none());
+        let events: Vec<FactEventRow> = journey().into_iter().skip(1).collect();
+        let loaded = player_facts(&[attribution_row(2)], &events).expect("facts");
+        assert!(loaded.players.is_empty());
+        assert_eq!(loaded.skipped.len(), 1);
+    }
+
+    #[test]
+    fn an_attributed_player_with_two_currencies_fails_the_run() {
+        let mut events = journey();
+        let mut usd = row("dep-2", event_type::DEPOSIT, 5_000);
+        usd.currency = *b"USD";
+        usd.amount_minor = 100;
+        events.push(usd);
+        let err = player_facts(&[attribution_row(1)], &events).expect_err("two currencies");
+        assert!(format!("{err:#}").contains("dep-2"), "{err:#}");
+        // Unattributed: skipped, not fatal.
+        let loaded = player_facts(&[attribution_row(4)], &events).expect("skipped");
+        assert_eq!(loaded.skipped.len(), 1);
+    }
+
+    #[test]
+    fn stored_versions_are_append_only() {
+        let old = serde_json::json!({"versions": [{"version": 1, "x": 1}]});
+        let added =
+            serde_json::json!({"versions": [{"version": 1, "x": 1}, {"version": 2, "x": 2}]});
+        let changed = serde_json::json!({"versions": [{"version": 1, "x": 9}]});
+        assert!(append_only(&old, &added).is_ok());
+        assert_eq!(latest_version(&added), 2);
+        match append_only(&old, &changed) {
+            Err(CommissionError::Invalid(p)) => assert_eq!(p[0].field, "versions[0]"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

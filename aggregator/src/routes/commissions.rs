@@ -1,0 +1,792 @@
+//! Commission endpoints.
+//!
+//! * `GET /api/v1/commissions` — balances (pending / approved / payable /
+//!   paid) and ledger lines per affiliate, scoped by the caller: the
+//!   operator sees every affiliate, an affiliate key its own lines (its
+//!   overrides on sub-affiliates included), a brand key the lines that
+//!   concern its brand alone.
+//! * `GET /api/v1/commissions/statements/{id}` — one NGR statement (how a
+//!   player's NGR was reached), to callers who can see a line behind it.
+//! * `POST /admin/v1/deals`, `/ngr-formulas`, `/fx-tables` — the commission
+//!   configuration, validated with the engine's parsers (422 with every
+//!   reason; nothing stored on a problem).
+//! * `POST /admin/v1/periods/{YYYY-MM}/close`, `GET /admin/v1/periods`,
+//!   `POST /admin/v1/payouts/run`, `POST /admin/v1/commissions/run`.
+//!
+//! Owns the DTOs, their parsing, caller scoping and the JSON view of
+//! balances and lines. Must not write the ledger itself (every write goes
+//! through [`CommissionJob`], under its single-writer lock) nor compute
+//! commissions (balances and states come from [`crate::commission`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use clickstitch_shared::{AffiliateId, BrandId};
+
+use crate::auth::{ApiCaller, Operator};
+use crate::clock::now_ms;
+use crate::commission::ledger::FormulaRef;
+use crate::commission::{
+    balances, state_of, Deal, Detail, EntryKind, EntryState, Gate, LedgerEntry, Month, NgrFormula,
+    PeriodCalendar, PlayerId, Reason, Slot, Timestamp,
+};
+use crate::commission_job::{CommissionError, CommissionJob, RunReport, Saved};
+use crate::error::{ApiError, Problem};
+use crate::money::{Currency, Money, Rate};
+use crate::routes::admin::ApiJson;
+use crate::startup::AppState;
+use crate::store::ledger::{brands_of, LedgerScope, LedgerStoreError, StoredFxTable};
+
+/// The commission routes under `/admin/v1` (operator token).
+pub fn admin_routes() -> Router<AppState> {
+    Router::new()
+        .route("/deals", post(post_deal))
+        .route("/ngr-formulas", post(post_ngr_formula))
+        .route("/fx-tables", post(post_fx_table))
+        .route("/periods", get(list_periods))
+        .route("/periods/{month}/close", post(close_period))
+        .route("/payouts/run", post(run_payouts))
+        .route("/commissions/run", post(run_job))
+}
+
+/// The commission routes under `/api/v1` (operator, brand or affiliate).
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/commissions", get(get_commissions))
+        .route("/commissions/statements/{statement_id}", get(get_statement))
+}
+
+impl From<CommissionError> for ApiError {
+    fn from(e: CommissionError) -> Self {
+        if e.is_retryable() {
+            tracing::warn!(error = %e, "storage unavailable");
+            return ApiError::Unavailable;
+        }
+        match e {
+            CommissionError::Invalid(problems) => ApiError::Validation(problems),
+            CommissionError::Conflict(message) => ApiError::Conflict(message),
+            CommissionError::Job(e) => ApiError::Conflict(format!(
+                "the commission job, run first, failed (nothing was stored): {e:#}"
+            )),
+            CommissionError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<LedgerStoreError> for ApiError {
+    fn from(e: LedgerStoreError) -> Self {
+        match e {
+            LedgerStoreError::Store(s) => s.into(),
+            corrupt @ LedgerStoreError::Corrupt { .. } => ApiError::Internal(corrupt.to_string()),
+        }
+    }
+}
+
+fn job(state: &AppState) -> CommissionJob {
+    CommissionJob::new(state.store().clone())
+}
+
+/// An amount as integer minor units of a currency: `10000` / `"EUR"`, plus
+/// the same as an exact decimal string `"100.00"` for display.
+pub fn decimal(m: Money) -> String {
+    let digits = m.currency().minor_digits();
+    let sign = if m.minor() < 0 { "-" } else { "" };
+    let abs = m.minor().unsigned_abs();
+    if digits == 0 {
+        return format!("{sign}{abs}");
+    }
+    let scale = 10u64.pow(digits);
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = digits as usize
+    )
+}
+
+fn saved_status(saved: Saved) -> StatusCode {
+    match saved {
+        Saved::Created => StatusCode::CREATED,
+        Saved::Unchanged => StatusCode::OK,
+    }
+}
+
+fn body_problem(message: impl Into<String>) -> ApiError {
+    ApiError::Validation(vec![Problem::new("body", message)])
+}
+
+// ---------------------------------------------------------------- config
+
+/// `POST /admin/v1/deals`: stores an affiliate's deal (docs/commissions.md,
+/// "Deals"). 201 when stored, 200 when identical to the stored deal.
+pub async fn post_deal(
+    _op: Operator,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let deal = Deal::from_json(&body.to_string()).map_err(|e| body_problem(e.to_string()))?;
+    let mut problems = Vec::new();
+    if !state
+        .catalog()
+        .affiliates()
+        .iter()
+        .any(|a| a.id == deal.affiliate())
+    {
+        problems.push(Problem::new("affiliate", "affiliate not found"));
+    }
+    let known: BTreeSet<BrandId> = state.catalog().brands().iter().map(|b| b.id).collect();
+    let doc = serde_json::to_value(&deal).unwrap_or_default();
+    for (i, v) in doc["versions"].as_array().into_iter().flatten().enumerate() {
+        for (j, b) in v["brands"].as_array().into_iter().flatten().enumerate() {
+            let known = b
+                .as_str()
+                .and_then(|s| BrandId::parse(s).ok())
+                .is_some_and(|b| known.contains(&b));
+            if !known {
+                problems.push(Problem::new(
+                    format!("versions[{i}].brands[{j}]"),
+                    "brand not found",
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let saved = job(&state).save_deal(&deal, now_ms()).await?;
+    Ok((
+        saved_status(saved),
+        Json(json!({"saved": saved, "affiliate_id": deal.affiliate(), "deal": doc})),
+    ))
+}
+
+/// `POST /admin/v1/ngr-formulas`: stores a brand's NGR formula.
+pub async fn post_ngr_formula(
+    _op: Operator,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let formula =
+        NgrFormula::from_json(&body.to_string()).map_err(|e| body_problem(e.to_string()))?;
+    if !state
+        .catalog()
+        .brands()
+        .iter()
+        .any(|b| b.id == formula.brand())
+    {
+        return Err(ApiError::Validation(vec![Problem::new(
+            "brand",
+            "brand not found",
+        )]));
+    }
+    let saved = job(&state).save_formula(&formula, now_ms()).await?;
+    Ok((
+        saved_status(saved),
+        Json(json!({"saved": saved, "brand_id": formula.brand(), "formula": formula})),
+    ))
+}
+
+/// `POST /admin/v1/fx-tables` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FxTableBody {
+    month: String,
+    version: u32,
+    rates: Vec<FxRateBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FxRateBody {
+    from: String,
+    to: String,
+    numerator: i64,
+    denominator: i64,
+}
+
+impl FxTableBody {
+    fn parse(self) -> Result<StoredFxTable, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let month = Month::parse(&self.month)
+            .map_err(|e| problems.push(Problem::new("month", e.to_string())))
+            .ok();
+        if self.version == 0 {
+            problems.push(Problem::new("version", "must be at least 1"));
+        }
+        if self.rates.is_empty() {
+            problems.push(Problem::new("rates", "a table needs at least one rate"));
+        }
+        let mut rates = BTreeMap::new();
+        for (i, r) in self.rates.iter().enumerate() {
+            let mut currency = |field: &str, text: &str| {
+                Currency::parse(text)
+                    .map_err(|e| {
+                        problems.push(Problem::new(format!("rates[{i}].{field}"), e.to_string()))
+                    })
+                    .ok()
+            };
+            let (from, to) = (currency("from", &r.from), currency("to", &r.to));
+            if r.numerator <= 0 {
+                problems.push(Problem::new(
+                    format!("rates[{i}].numerator"),
+                    "must be positive",
+                ));
+            }
+            if r.denominator <= 0 {
+                problems.push(Problem::new(
+                    format!("rates[{i}].denominator"),
+                    "must be positive",
+                ));
+            }
+            if let (Some(from), Some(to)) = (from, to) {
+                if from == to {
+                    problems.push(Problem::new(
+                        format!("rates[{i}]"),
+                        "from and to must differ",
+                    ));
+                }
+                let rate = Rate {
+                    numerator: r.numerator,
+                    denominator: r.denominator,
+                };
+                if rates.insert((from, to), rate).is_some() {
+                    problems.push(Problem::new(
+                        format!("rates[{i}]"),
+                        format!("{from} -> {to} appears twice"),
+                    ));
+                }
+            }
+        }
+        match month {
+            Some(month) if problems.is_empty() => Ok(StoredFxTable {
+                month,
+                version: self.version,
+                rates,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+fn fx_json(t: &StoredFxTable) -> Value {
+    json!({
+        "month": t.month,
+        "version": t.version,
+        "rates": t.rates.iter().map(|((from, to), r)| json!({
+            "from": from, "to": to, "numerator": r.numerator, "denominator": r.denominator,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `POST /admin/v1/fx-tables`: stores the FX table of a month.
+pub async fn post_fx_table(
+    _op: Operator,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<FxTableBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let table = body.parse().map_err(ApiError::Validation)?;
+    let saved = job(&state).save_fx_table(&table, now_ms()).await?;
+    Ok((
+        saved_status(saved),
+        Json(json!({"saved": saved, "table": fx_json(&table)})),
+    ))
+}
+
+// ---------------------------------------------------------------- periods, runs
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    /// RFC 3339 or Unix ms; default now.
+    #[serde(default)]
+    closed_at: Option<Value>,
+}
+
+fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| body_problem(e.to_string()))
+}
+
+fn run_summary(r: &RunReport) -> Value {
+    json!({
+        "run_id": r.run_id,
+        "players": r.players,
+        "skipped_players": r.skipped_players,
+        "prior_entries": r.prior_entries,
+        "entries_appended": r.entries.len(),
+        "entry_ids": r.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+        "statements_appended": r.statements_appended,
+    })
+}
+
+/// `POST /admin/v1/periods/{YYYY-MM}/close`, optional body
+/// `{"closed_at": …}`: runs the job, then closes the month.
+pub async fn close_period(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(month): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: CloseBody = optional_body(&body)?;
+    let mut problems = Vec::new();
+    let month = Month::parse(&month)
+        .map_err(|e| problems.push(Problem::new("month", e.to_string())))
+        .ok();
+    let closed_at = match &body.closed_at {
+        None => Some(None),
+        Some(v) => crate::events::parse_time(v)
+            .map(Some)
+            .map_err(|e| problems.push(Problem::new("closed_at", e)))
+            .ok(),
+    };
+    let (Some(month), Some(closed_at)) = (month, closed_at) else {
+        return Err(ApiError::Validation(problems));
+    };
+    let report = job(&state).close_period(month, closed_at, now_ms()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "month": report.month,
+            "closed_at": report.closed_at.to_string(),
+            "closed_at_ms": report.closed_at.unix_ms(),
+            "run": run_summary(&report.run),
+        })),
+    ))
+}
+
+/// `GET /admin/v1/periods`: the closed months.
+pub async fn list_periods(
+    _op: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let calendar = state.store().load_calendar().await?;
+    let closes: std::collections::BTreeMap<Month, Timestamp> = calendar.into();
+    Ok(Json(json!({
+        "closed": closes.iter().map(|(m, at)| json!({
+            "month": m, "closed_at": at.to_string(), "closed_at_ms": at.unix_ms(),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayoutBody {
+    #[serde(default)]
+    run_id: Option<String>,
+}
+
+/// `POST /admin/v1/payouts/run`, optional body `{"run_id": "…uuid…"}`:
+/// runs the job, then pays every payable balance that reaches its minimum.
+pub async fn run_payouts(
+    _op: Operator,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: PayoutBody = optional_body(&body)?;
+    let run_id = match body.run_id.as_deref() {
+        None => None,
+        Some(s) => Some(Uuid::parse_str(s).map_err(|e| {
+            ApiError::Validation(vec![Problem::new("run_id", format!("must be a UUID: {e}"))])
+        })?),
+    };
+    let report = job(&state).run_payouts(run_id, now_ms()).await?;
+    let money =
+        |m: Money| json!({"minor": m.minor(), "currency": m.currency(), "decimal": decimal(m)});
+    Ok(Json(json!({
+        "run_id": report.run_id,
+        "at": report.at.to_string(),
+        "replayed": report.replayed,
+        "paid": report.paid.iter().map(|e| json!({
+            "affiliate_id": e.affiliate,
+            "entry_id": e.id,
+            "amount_minor": e.amount.minor(),
+            "currency": e.amount.currency(),
+            "amount": decimal(e.amount),
+            "covers": e.references,
+        })).collect::<Vec<_>>(),
+        "rolled_over": report.rolled_over.iter().map(|r| json!({
+            "affiliate_id": r.affiliate,
+            "payable": money(r.payable),
+            "min_payout": money(r.min_payout),
+        })).collect::<Vec<_>>(),
+        "skipped": report.skipped,
+        "run": report.run.as_ref().map(run_summary),
+    })))
+}
+
+/// `POST /admin/v1/commissions/run`: runs the commission job now.
+pub async fn run_job(
+    _op: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let report = job(&state)
+        .run_once(now_ms())
+        .await
+        .map_err(CommissionError::Job)?;
+    Ok(Json(run_summary(&report)))
+}
+
+// ---------------------------------------------------------------- reading
+
+/// `GET /api/v1/commissions` query.
+#[derive(Debug, Default, Deserialize)]
+pub struct CommissionsQuery {
+    /// Only this affiliate.
+    affiliate_id: Option<String>,
+    /// Only lines in these states (comma-separated: pending, approved,
+    /// payable, paid); balances are always complete.
+    state: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventView<'a> {
+    brand_id: BrandId,
+    event_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct LineView<'a> {
+    entry_id: Uuid,
+    kind: EntryKind,
+    slot_type: &'static str,
+    slot: &'a Slot,
+    revision: u32,
+    amount_minor: i64,
+    currency: Currency,
+    amount: String,
+    slot_total_minor: i64,
+    state: EntryState,
+    gate: Gate,
+    /// The period the entry is booked in.
+    period: Month,
+    activity_month: Month,
+    hold_days: u32,
+    /// When it becomes (became) payable, once its period is closed.
+    payable_from: Option<String>,
+    plan_version: Option<u32>,
+    rules_versions: &'a [String],
+    formula_versions: &'a [FormulaRef],
+    fx_versions: &'a [u32],
+    source_events: Vec<EventView<'a>>,
+    statements: &'a [Uuid],
+    references: &'a [Uuid],
+    reverses: &'a [Uuid],
+    paid_by: Vec<Uuid>,
+    player_id: Option<PlayerId>,
+    brand_ids: BTreeSet<BrandId>,
+    reason: &'a Reason,
+    detail: Option<&'a Detail>,
+}
+
+fn slot_type(slot: &Slot) -> &'static str {
+    match slot {
+        Slot::Cpa { .. } => "cpa",
+        Slot::CpaClawback { .. } => "cpa_clawback",
+        Slot::RevShare { .. } => "rev_share",
+        Slot::RevShareClawback { .. } => "rev_share_clawback",
+        Slot::Override { .. } => "override",
+        Slot::Payout { .. } => "payout",
+    }
+}
+
+fn line<'a>(
+    e: &'a LedgerEntry,
+    calendar: &PeriodCalendar,
+    now: Timestamp,
+    paid_by: Vec<Uuid>,
+) -> LineView<'a> {
+    let payable_from = match (e.kind, calendar.closed_at(e.booked_in)) {
+        (EntryKind::Payout, _) => None,
+        (_, Some(c)) if e.gate == Gate::Final => Some(c.plus_days(e.hold_days).to_string()),
+        _ => None,
+    };
+    LineView {
+        entry_id: e.id,
+        kind: e.kind,
+        slot_type: slot_type(&e.slot),
+        slot: &e.slot,
+        revision: e.revision,
+        amount_minor: e.amount.minor(),
+        currency: e.amount.currency(),
+        amount: decimal(e.amount),
+        slot_total_minor: e.slot_total.minor(),
+        state: state_of(e, calendar, now),
+        gate: e.gate,
+        period: e.booked_in,
+        activity_month: e.activity_month,
+        hold_days: e.hold_days,
+        payable_from,
+        plan_version: e.deal_version,
+        rules_versions: &e.rules_versions,
+        formula_versions: &e.formula_versions,
+        fx_versions: &e.fx_versions,
+        source_events: e
+            .events
+            .iter()
+            .map(|r| EventView {
+                brand_id: r.brand,
+                event_id: r.event.as_str(),
+            })
+            .collect(),
+        statements: &e.statements,
+        references: &e.references,
+        reverses: if e.kind == EntryKind::Reversal {
+            &e.references
+        } else {
+            &[]
+        },
+        paid_by,
+        player_id: e.slot.player(),
+        brand_ids: brands_of(e),
+        reason: &e.reason,
+        detail: e.detail.as_ref(),
+    }
+}
+
+/// Sums per state, in one currency.
+#[derive(Default)]
+struct Sums {
+    pending: i64,
+    approved: i64,
+    payable: i64,
+    paid: i64,
+}
+
+fn balance_json(currency: Currency, s: &Sums) -> Value {
+    let m = |minor| Money::new(minor, currency);
+    json!({
+        "currency": currency,
+        "pending_minor": s.pending, "pending": decimal(m(s.pending)),
+        "approved_minor": s.approved, "approved": decimal(m(s.approved)),
+        "payable_minor": s.payable, "payable": decimal(m(s.payable)),
+        "paid_minor": s.paid, "paid": decimal(m(s.paid)),
+    })
+}
+
+fn parse_states(text: &str) -> Result<BTreeSet<EntryState>, ApiError> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| match s.trim() {
+            "pending" => Ok(EntryState::Pending),
+            "approved" => Ok(EntryState::Approved),
+            "payable" => Ok(EntryState::Payable),
+            "paid" => Ok(EntryState::Paid),
+            other => Err(ApiError::Validation(vec![Problem::new(
+                "state",
+                format!("must be pending, approved, payable or paid, got {other:?}"),
+            )])),
+        })
+        .collect()
+}
+
+/// `GET /api/v1/commissions`: per affiliate, the balances by state and
+/// currency and the ledger lines, as of now.
+pub async fn get_commissions(
+    caller: ApiCaller,
+    State(state): State<AppState>,
+    Query(q): Query<CommissionsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let only = match q.affiliate_id.as_deref() {
+        None => None,
+        Some(s) => Some(AffiliateId::parse(s).map_err(|e| {
+            ApiError::Validation(vec![Problem::new("affiliate_id", e.to_string())])
+        })?),
+    };
+    let states = q.state.as_deref().map(parse_states).transpose()?;
+    let (scope, scope_json) = match caller {
+        ApiCaller::Operator => (
+            only.map_or(LedgerScope::All, LedgerScope::Affiliate),
+            json!({"type": "operator"}),
+        ),
+        ApiCaller::Brand(b) => (
+            LedgerScope::Brand(b),
+            json!({"type": "brand", "brand_id": b}),
+        ),
+        ApiCaller::Affiliate(a) => (
+            LedgerScope::Affiliate(a),
+            json!({"type": "affiliate", "affiliate_id": a}),
+        ),
+    };
+    let store = state.store();
+    let ledger = store.load_ledger(scope).await?;
+    let calendar = store.load_calendar().await?;
+    let now = Timestamp::from_unix_ms(now_ms());
+
+    let mut paid_by: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for p in ledger.iter().filter(|e| e.kind == EntryKind::Payout) {
+        for r in &p.references {
+            paid_by.entry(*r).or_default().push(p.id);
+        }
+    }
+    // What the caller may see.
+    let visible: Vec<&LedgerEntry> = ledger
+        .iter()
+        .filter(|e| only.is_none_or(|a| e.affiliate == a))
+        .filter(|e| match caller {
+            ApiCaller::Operator => true,
+            ApiCaller::Affiliate(a) => e.affiliate == a,
+            ApiCaller::Brand(b) => {
+                e.kind != EntryKind::Payout && brands_of(e) == BTreeSet::from([b])
+            }
+        })
+        .collect();
+    let mut by_affiliate: BTreeMap<AffiliateId, Vec<&LedgerEntry>> = BTreeMap::new();
+    for e in visible {
+        by_affiliate.entry(e.affiliate).or_default().push(e);
+    }
+
+    let mut affiliates = Vec::new();
+    for (affiliate, mut entries) in by_affiliate {
+        entries.sort_by(|a, b| {
+            (a.booked_in, &a.slot, a.revision).cmp(&(b.booked_in, &b.slot, b.revision))
+        });
+        let balances_json: Vec<Value> = match caller {
+            // The affiliate's complete ledger: the engine's balances.
+            ApiCaller::Operator | ApiCaller::Affiliate(_) => {
+                let owned: Vec<LedgerEntry> = entries.iter().map(|e| (*e).clone()).collect();
+                balances(&owned, &calendar, now)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                    .values()
+                    .map(|b| {
+                        balance_json(
+                            b.pending.currency(),
+                            &Sums {
+                                pending: b.pending.minor(),
+                                approved: b.approved.minor(),
+                                payable: b.payable.minor(),
+                                paid: b.paid.minor(),
+                            },
+                        )
+                    })
+                    .collect()
+            }
+            // The brand's lines only: per line, a line a payout covered
+            // counts as paid.
+            ApiCaller::Brand(_) => {
+                let mut sums: BTreeMap<Currency, Sums> = BTreeMap::new();
+                for e in &entries {
+                    let s = sums.entry(e.amount.currency()).or_default();
+                    let bucket = if paid_by.contains_key(&e.id) {
+                        &mut s.paid
+                    } else {
+                        match state_of(e, &calendar, now) {
+                            EntryState::Pending => &mut s.pending,
+                            EntryState::Approved => &mut s.approved,
+                            EntryState::Payable => &mut s.payable,
+                            EntryState::Paid => &mut s.paid,
+                        }
+                    };
+                    *bucket += e.amount.minor();
+                }
+                sums.iter().map(|(c, s)| balance_json(*c, s)).collect()
+            }
+        };
+        let lines: Vec<LineView<'_>> = entries
+            .iter()
+            .map(|e| {
+                line(
+                    e,
+                    &calendar,
+                    now,
+                    paid_by.get(&e.id).cloned().unwrap_or_default(),
+                )
+            })
+            .filter(|l| states.as_ref().is_none_or(|s| s.contains(&l.state)))
+            .collect();
+        affiliates.push(json!({
+            "affiliate_id": affiliate,
+            "balances": balances_json,
+            "lines": lines,
+        }));
+    }
+    Ok(Json(json!({
+        "as_of": now.to_string(),
+        "as_of_ms": now.unix_ms(),
+        "scope": scope_json,
+        "affiliates": affiliates,
+    })))
+}
+
+/// `GET /api/v1/commissions/statements/{id}`: an NGR statement, line by
+/// line. The operator sees any; a brand its brand's; an affiliate those
+/// behind one of its ledger lines.
+pub async fn get_statement(
+    caller: ApiCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("statement"))?;
+    let store = state.store();
+    let statement = store
+        .load_statement(id)
+        .await?
+        .ok_or(ApiError::NotFound("statement"))?;
+    let allowed = match caller {
+        ApiCaller::Operator => true,
+        ApiCaller::Brand(b) => statement.brand == b,
+        ApiCaller::Affiliate(a) => store.statement_behind(a, id).await?,
+    };
+    if !allowed {
+        return Err(ApiError::NotFound("statement"));
+    }
+    let mut v = serde_json::to_value(&statement).unwrap_or_default();
+    v["ngr_decimal"] = Value::String(decimal(statement.ngr));
+    Ok(Json(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_print_as_exact_decimals_in_the_currency_digits() {
+        let c = |s| Currency::parse(s).expect("currency");
+        assert_eq!(decimal(Money::new(10_000, c("EUR"))), "100.00");
+        assert_eq!(decimal(Money::new(-5, c("EUR"))), "-0.05");
+        assert_eq!(decimal(Money::new(1_500, c("JPY"))), "1500");
+        assert_eq!(decimal(Money::new(1_500, c("KWD"))), "1.500");
+    }
+
+    #[test]
+    fn fx_tables_are_checked_field_by_field() {
+        let body: FxTableBody = serde_json::from_value(json!({
+            "month": "2026-13", "version": 0,
+            "rates": [
+                {"from": "USD", "to": "USD", "numerator": 1, "denominator": 1},
+                {"from": "EURO", "to": "USD", "numerator": 0, "denominator": -1}
+            ]
+        }))
+        .expect("shape");
+        let problems = body.parse().expect_err("invalid");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "month",
+                "version",
+                "rates[0]",
+                "rates[1].from",
+                "rates[1].numerator",
+                "rates[1].denominator"
+            ]
+        );
+        let ok: FxTableBody = serde_json::from_value(json!({
+            "month": "2026-01", "version": 7,
+            "rates": [{"from": "USD", "to": "EUR", "numerator": 92, "denominator": 100}]
+        }))
+        .expect("shape");
+        let t = ok.parse().expect("valid");
+        assert_eq!(t.version, 7);
+        assert_eq!(t.rates.len(), 1);
+    }
+}
