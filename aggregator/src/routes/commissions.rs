@@ -628,7 +628,14 @@ pub async fn get_commissions(
             paid_by.entry(*r).or_default().push(p.id);
         }
     }
-    // What the caller may see.
+    // A brand sees a slot (all its entries, so that an accrual is never
+    // shown without its reversal) when the slot is about that brand alone.
+    let mut slot_brands: BTreeMap<&Slot, BTreeSet<BrandId>> = BTreeMap::new();
+    if let ApiCaller::Brand(_) = caller {
+        for e in &ledger {
+            slot_brands.entry(&e.slot).or_default().extend(brands_of(e));
+        }
+    }
     let visible: Vec<&LedgerEntry> = ledger
         .iter()
         .filter(|e| only.is_none_or(|a| e.affiliate == a))
@@ -636,7 +643,8 @@ pub async fn get_commissions(
             ApiCaller::Operator => true,
             ApiCaller::Affiliate(a) => e.affiliate == a,
             ApiCaller::Brand(b) => {
-                e.kind != EntryKind::Payout && brands_of(e) == BTreeSet::from([b])
+                e.kind != EntryKind::Payout
+                    && slot_brands.get(&e.slot) == Some(&BTreeSet::from([b]))
             }
         })
         .collect();

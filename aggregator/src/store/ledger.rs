@@ -473,7 +473,8 @@ pub enum LedgerScope {
     All,
     /// One affiliate's rows (complete for that affiliate).
     Affiliate(AffiliateId),
-    /// Rows naming a brand, plus every payout (the caller filters).
+    /// Every row of the slots that have a row naming the brand, plus every
+    /// payout (the caller filters).
     Brand(BrandId),
 }
 
@@ -513,7 +514,8 @@ impl Store {
             LedgerScope::Brand(b) => self
                 .client()
                 .query(&format!(
-                    "{COLUMNS} WHERE has(brand_ids, toUUID(?)) OR kind = 'payout'"
+                    "{COLUMNS} WHERE slot IN (SELECT slot FROM commission_ledger \
+                     WHERE has(brand_ids, toUUID(?))) OR kind = 'payout'"
                 ))
                 .bind(b.to_string()),
         };

@@ -285,6 +285,24 @@ async fn a_cpa_qualifies_on_the_first_deposit_with_kyc_approved_and_is_paid_once
         ["p-1-dep-1", "p-1-dep-2", "p-1-game-1", "p-1-kyc", "p-1-reg"]
     );
 
+    // The row's flat columns (for BI) say the same as the entry.
+    let player = accrual.slot.player().expect("a CPA names its player");
+    assert_eq!(
+        app.sql(
+            "SELECT kind, slot_type, toString(affiliate_id), revision, amount_minor, currency, \
+             slot_total_minor, gate, toString(activity_month), toString(booked_in), hold_days, \
+             deal_version, toString(player_id), length(brand_ids), toString(brand_ids[1]), \
+             length(rules_versions), length(event_ids), length(event_brand_ids), reason, \
+             length(entry_sha256) FROM commission_ledger_unique FORMAT TabSeparated"
+        )
+        .trim(),
+        format!(
+            "accrual\tcpa\t{}\t0\t10000\tEUR\t10000\tfinal\t2026-06-01\t2026-06-01\t0\t1\t{player}\t1\t{}\t1\t5\t5\tcpa_qualified\t64",
+            b.sub(),
+            b.id()
+        )
+    );
+
     // The affiliate's view: pending until June closes.
     let body = commissions(&app, OPERATOR_TOKEN).await;
     let mine = block(&body, &b.sub());
@@ -829,11 +847,13 @@ async fn a_hybrid_deal_pays_the_cpa_and_the_revshare_on_ngr_built_from_line_item
     assert_eq!(rs.formula_versions.len(), 1);
     assert_eq!(
         app.sql(
-            "SELECT ngr_minor, payment_fee_minor, tax_levy_minor, admin_fee_minor, \
-             net_before_admin_fee_minor FROM ngr_statements FORMAT TabSeparated"
+            "SELECT toString(month), formula_version, currency, deposits_minor, ggr_minor, \
+             stakes_minor, wins_minor, payment_fee_minor, payment_fee_bps, tax_levy_minor, \
+             tax_bps, net_before_admin_fee_minor, admin_fee_minor, admin_fee_bps, ngr_minor, \
+             length(event_ids) FROM ngr_statements FORMAT TabSeparated"
         )
         .trim(),
-        "16862\t-250\t-2000\t-888\t17750"
+        "2026-06-01\t1\tEUR\t10000\t20000\t50000\t-30000\t-250\t250\t-2000\t1000\t17750\t-888\t500\t16862\t2"
     );
 
     let sub_key = app.issue_key(&format!("affiliates/{}", b.sub())).await;
@@ -862,15 +882,108 @@ async fn a_hybrid_deal_pays_the_cpa_and_the_revshare_on_ngr_built_from_line_item
 }
 
 #[tokio::test]
+async fn a_player_in_another_currency_is_converted_with_the_fx_table_of_the_month() {
+    let app = spawn().await;
+    let b = brand(&app).await;
+    deal(&app, &b.sub(), version(flat(2_500, true), 0, 0)).await;
+    register(&app, &b, 1, "p-1", at(6, 5)).await;
+    post(&app, &b, kyc("p-1-kyc", "p-1", at(6, 5), "approved")).await;
+    post(
+        &app,
+        &b,
+        json!({"event_id": "p-1-game", "type": "game_activity", "occurred_at": at(6, 20),
+            "player_id": "p-1", "stakes": "1000.00", "wins": "0.00", "currency": "USD"}),
+    )
+    .await;
+
+    // No table for June: the run fails instead of guessing, and so does a
+    // close (which runs the job first); nothing is stored.
+    let err = job(&app)
+        .run_once(crate::helpers::now_ms())
+        .await
+        .expect_err("no FX table");
+    assert!(
+        format!("{err:#}").contains("no FX table for 2026-06"),
+        "{err:#}"
+    );
+    let (s, body) = close(&app, "2026-06", json!({})).await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("FX")),
+        "{body}"
+    );
+    assert_eq!(app.count("commission_ledger"), 0);
+    assert_eq!(app.count("commission_period_closes"), 0);
+    assert_eq!(
+        app.sql("SELECT count() FROM commission_runs WHERE error != ''")
+            .trim(),
+        "2"
+    );
+
+    let (s, body) = app
+        .admin_post(
+            "fx-tables",
+            json!({"month": "2026-06", "version": 7, "rates": [
+                {"from": "USD", "to": "EUR", "numerator": 92, "denominator": 100}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let report = run(&app).await;
+    let rs = of_slot(&report, |s| matches!(s, Slot::RevShare { .. }));
+    assert_eq!(rs.len(), 1, "{:?}", report.entries);
+    // 1 000.00 USD × 0.92 = 920.00 EUR; × 25 % = 230.00 EUR.
+    assert_eq!(rs[0].amount.minor(), 23_000);
+    assert_eq!(rs[0].amount.currency().as_str(), "EUR");
+    assert_eq!(rs[0].fx_versions, vec![7]);
+}
+
+#[tokio::test]
 async fn the_commissions_endpoint_shows_each_caller_only_what_it_may_see() {
     let app = spawn().await;
     let a = brand(&app).await;
     let b = brand(&app).await;
+    let hybrid = json!({"type": "hybrid", "cpa": cpa(10_000)["cpa"],
+        "revshare": flat(2_500, true)["revshare"]});
+    deal(&app, &a.sub(), version(hybrid, 0, 0)).await;
+    deal(&app, &b.sub(), version(cpa(10_000), 0, 0)).await;
     for x in [&a, &b] {
-        deal(&app, &x.sub(), version(cpa(10_000), 0, 0)).await;
         qualify(&app, x, 1, "p-1", 6).await;
     }
-    run(&app).await;
+    // A's sub-affiliate also promotes brand B: its June RevShare then mixes
+    // the NGR of both brands.
+    let (s, link) = app
+        .admin_post(
+            "links",
+            json!({"brand_id": b.id(), "affiliate_id": a.sub(), "campaign_id": b.f.campaign_id,
+                "destination_template": "https://b.example/join?cid={click_id}"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{link}");
+    let via_a = Fixture {
+        brand_id: b.id().to_owned(),
+        affiliate_id: a.parent().to_owned(),
+        campaign_id: b.f.campaign_id.clone(),
+        code: link["code"].as_str().expect("code").to_owned(),
+    };
+    let mut c = click(&via_a, &mut ClickIdGenerator::new(), 2);
+    let id = ClickIdGenerator::new().next_id(at(6, 5) - HOUR_MS, [2; 10]);
+    c.click_id = id.to_string();
+    c.clicked_at_ms = id.timestamp_ms();
+    c.sub_affiliate_id = a.sub();
+    let (s, body) = app.post_batch(std::slice::from_ref(&c), &[]).await;
+    assert_eq!(s, 200, "{body}");
+    post(&app, &b, registration("p-2", &c, at(6, 5))).await;
+    post(&app, &b, kyc("p-2-kyc", "p-2", at(6, 6), "approved")).await;
+    post(
+        &app,
+        &b,
+        game("p-2-game", "p-2", at(6, 7), "100.00", "0.00"),
+    )
+    .await;
+    let report = run(&app).await;
+    let mixed = of_slot(&report, |s| matches!(s, Slot::RevShare { .. }));
+    assert_eq!(mixed.len(), 1, "{:?}", report.entries);
+    assert_eq!(mixed[0].affiliate.to_string(), a.sub());
 
     // No key, or a wrong one: 401.
     let r = app
@@ -903,13 +1016,22 @@ async fn the_commissions_endpoint_shows_each_caller_only_what_it_may_see() {
         json!([])
     );
 
-    // A brand key sees its brand's lines only.
+    let mine = commissions(&app, &a_key).await;
+    let kinds: Vec<&Value> = lines(block(&mine, &a.sub()))
+        .iter()
+        .map(|l| &l["slot_type"])
+        .collect();
+    assert_eq!(kinds, [&json!("cpa"), &json!("rev_share")]);
+
+    // A brand key sees the lines about its brand alone: never the other
+    // brand's, and not the RevShare line that mixes both.
     for (key, own, brand_id) in [(&a.key, a.sub(), a.id()), (&b.key, b.sub(), b.id())] {
         let body = commissions(&app, key).await;
         assert_eq!(body["scope"]["type"], "brand");
         assert_eq!(affiliate_ids(&body), std::slice::from_ref(&own));
         for l in lines(block(&body, &own)) {
             assert_eq!(l["brand_ids"], json!([brand_id]), "{l}");
+            assert_eq!(l["slot_type"], "cpa", "{l}");
         }
     }
     assert_eq!(
