@@ -175,7 +175,28 @@ async fn run(
         }
         // Reap finished groups so the set does not grow.
         while in_flight.try_join_next().is_some() {}
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        // Wait for a free INSERT slot, and keep gathering meanwhile: under
+        // load, requests that arrive while INSERTs run join this group
+        // instead of each waiting for a slot of its own.
+        let permit = loop {
+            if let Ok(p) = Arc::clone(&permits).try_acquire_owned() {
+                break Some(p);
+            }
+            if rows >= config.max_rows {
+                break Arc::clone(&permits).acquire_owned().await.ok();
+            }
+            tokio::select! {
+                p = Arc::clone(&permits).acquire_owned() => break p.ok(),
+                next = rx.recv() => match next {
+                    Some(p) => {
+                        rows += p.batch.len();
+                        group.push(p);
+                    }
+                    None => break Arc::clone(&permits).acquire_owned().await.ok(),
+                },
+            }
+        };
+        let Some(permit) = permit else {
             break;
         };
         let store = store.clone();
