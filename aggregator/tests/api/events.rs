@@ -145,7 +145,7 @@ async fn a_replay_is_recognised_by_a_restarted_aggregator_from_clickhouse() {
 }
 
 async fn spawn_second_instance(app: &TestApp) -> crate::helpers::TestApp {
-    crate::helpers::spawn_on_database(app.ch.server(), &app.database).await
+    crate::helpers::spawn_on_database(&app.database).await
 }
 
 #[tokio::test]

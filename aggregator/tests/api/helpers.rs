@@ -87,7 +87,16 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
                 .expect("join"),
         )
     };
-    let database = unique_database_name("agg_test");
+    start(ch, unique_database_name("agg_test"), |settings| {
+        settings.ingest.max_batch_delay_ms = options.max_batch_delay_ms;
+        settings.auth.postback_key = options.postback_key.map(|k| k.to_owned().into());
+    })
+    .await
+}
+
+/// Builds and runs an aggregator on `database` of `ch` with the test
+/// settings, adjusted by `tweak` before the app is built.
+async fn start(ch: Ch, database: String, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::default();
     settings.server.port = 0;
     settings.clickhouse.url = ch.server().http_url();
@@ -96,12 +105,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.clickhouse.database = database.clone();
     settings.clickhouse.timeout_ms = 5_000;
     settings.clickhouse.startup_wait_secs = 5;
-    settings.ingest.max_batch_delay_ms = options.max_batch_delay_ms;
+    settings.ingest.max_batch_delay_ms = 20;
     settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
     settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
     settings.attribution.rules_dir = rules_dir();
-    settings.auth.postback_key = options.postback_key.map(|k| k.to_owned().into());
-
+    tweak(&mut settings);
     let app = Application::build(settings)
         .await
         .expect("build the application");
@@ -115,7 +123,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         database,
         ch,
         http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(60))
             .build()
             .expect("client"),
         shutdown: Some(tx),
@@ -123,31 +131,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
 }
 
-/// A second aggregator on an existing database (nothing in its memory).
-pub async fn spawn_on_database(ch: &ClickHouseServer, database: &str) -> TestApp {
-    let mut settings = Settings::default();
-    settings.server.port = 0;
-    settings.clickhouse.url = ch.http_url();
-    settings.clickhouse.database = database.to_owned();
-    settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
-    settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
-    settings.attribution.rules_dir = rules_dir();
-    let app = Application::build(settings)
+/// A second aggregator on an existing database of the shared server
+/// (nothing in its memory).
+pub async fn spawn_on_database(database: &str) -> TestApp {
+    let ch = tokio::task::spawn_blocking(ClickHouseServer::shared)
         .await
-        .expect("build the application");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let (tx, rx) = oneshot::channel();
-    let handle = tokio::spawn(app.run_until_stopped(async {
-        let _ = rx.await;
-    }));
-    TestApp {
-        address,
-        database: database.to_owned(),
-        ch: Ch::Shared(ClickHouseServer::shared()),
-        http: reqwest::Client::new(),
-        shutdown: Some(tx),
-        handle: Some(handle),
-    }
+        .expect("join");
+    start(Ch::Shared(ch), database.to_owned(), |_| {}).await
 }
 
 /// A brand, affiliate chain, campaign and link created through the admin API.
@@ -409,39 +399,7 @@ pub async fn spawn_app_configured(tweak: impl FnOnce(&mut Settings)) -> TestApp 
             .await
             .expect("join"),
     );
-    let database = unique_database_name("agg_test");
-    let mut settings = Settings::default();
-    settings.server.port = 0;
-    settings.clickhouse.url = ch.server().http_url();
-    settings.clickhouse.user = ch.server().user().to_owned();
-    settings.clickhouse.password = ch.server().password().to_owned().into();
-    settings.clickhouse.database = database.clone();
-    settings.clickhouse.timeout_ms = 5_000;
-    settings.clickhouse.startup_wait_secs = 5;
-    settings.ingest.max_batch_delay_ms = 20;
-    settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
-    settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
-    settings.attribution.rules_dir = rules_dir();
-    tweak(&mut settings);
-    let app = Application::build(settings)
-        .await
-        .expect("build the application");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let (tx, rx) = oneshot::channel();
-    let handle = tokio::spawn(app.run_until_stopped(async {
-        let _ = rx.await;
-    }));
-    TestApp {
-        address,
-        database,
-        ch,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("client"),
-        shutdown: Some(tx),
-        handle: Some(handle),
-    }
+    start(ch, unique_database_name("agg_test"), tweak).await
 }
 
 /// The app's ClickHouse connection settings (for driving jobs directly).
