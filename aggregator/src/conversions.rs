@@ -172,30 +172,14 @@ impl Conversions {
             "status": "accepted",
         });
         match &event.kind {
-            EventKind::Registration {
-                country,
-                player_ref,
-                ..
-            } => {
+            EventKind::Registration { .. } => {
                 let attribution = stitched?
                     .ok_or_else(|| StoreError::Rejected("registration was not stitched".into()))?;
                 response["attribution"] = attribution.to_json();
                 batch.attributions.push(attribution.row);
-                batch.players.push(PlayerRow {
-                    player_id: event.player_id.as_uuid(),
-                    brand_id: event.brand_id.as_uuid(),
-                    brand_player_id: event.brand_player_id.as_str().to_owned(),
-                    player_ref_sha256: player_ref
-                        .as_deref()
-                        .map(|r| crate::events::hex_sha256(r.as_bytes()))
-                        .unwrap_or_default(),
-                    registered_at: u32::try_from(event.occurred_at_ms / 1000).unwrap_or(u32::MAX),
-                    country: {
-                        let b = country.as_str().as_bytes();
-                        [b[0], b[1]]
-                    },
-                    version: received_ms,
-                });
+                batch
+                    .players
+                    .push(PlayerRow::from_registration(&event, received_ms));
             }
             EventKind::Kyc { status } => {
                 if let Some(updated) = self
@@ -219,14 +203,7 @@ impl Conversions {
         self.writer
             .write(batch)
             .await
-            .map_err(|e| match std::sync::Arc::try_unwrap(e) {
-                Ok(e) => SubmitError::Store(e),
-                Err(shared) => SubmitError::Store(if shared.is_retryable() {
-                    StoreError::Unavailable(shared.to_string())
-                } else {
-                    StoreError::Rejected(shared.to_string())
-                }),
-            })?;
+            .map_err(|e| SubmitError::Store(StoreError::from_shared(e)))?;
         if let Some(row) = remembered {
             self.stitcher.remember(row);
         }

@@ -240,7 +240,7 @@ impl Stitcher {
             .copied()
             .collect();
         if !missing.is_empty() {
-            clicks.extend(found(self.store.find_clicks(None, &missing).await?));
+            clicks.extend(found(self.store.find_clicks_anywhere(&missing).await?));
         }
         if let Some(q) = fingerprint_query(&registration, &clicks, &rules) {
             let key = FingerprintKey {

@@ -20,6 +20,7 @@ use crate::ingest::{parse_batch, RecordKind, Rejection};
 use crate::startup::AppState;
 use crate::store::rows::{ClickRow, GeoBlockRow};
 use crate::store::writer::WriteBatch;
+use crate::store::StoreError;
 
 #[derive(Debug, Serialize)]
 struct Accepted {
@@ -84,11 +85,7 @@ pub async fn ingest_clicks(
         .writer()
         .write(batch)
         .await
-        .map_err(|e| match std::sync::Arc::try_unwrap(e) {
-            Ok(e) => ApiError::from(e),
-            Err(shared) if shared.is_retryable() => ApiError::Unavailable,
-            Err(shared) => ApiError::Internal(shared.to_string()),
-        })?;
+        .map_err(|e| ApiError::from(StoreError::from_shared(e)))?;
 
     let nothing_accepted = accepted.clicks + accepted.geo_blocks == 0;
     let status = if nothing_accepted && !parsed.rejected.is_empty() {

@@ -65,18 +65,9 @@ where
             .map_err(|_| StoreError::ShutDown)?;
         match answer.await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(share(&e)),
+            Ok(Err(e)) => Err(StoreError::from_shared(e)),
             Err(_) => Err(StoreError::ShutDown),
         }
-    }
-}
-
-/// A copy of a shared error for one waiter (same retry class).
-fn share(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Rejected(m) => StoreError::Rejected(m.clone()),
-        StoreError::ShutDown => StoreError::ShutDown,
     }
 }
 

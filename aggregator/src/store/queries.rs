@@ -8,7 +8,7 @@ use clickstitch_shared::ClickId;
 
 use super::lookups::sql_string;
 
-use super::rows::{AffiliateRow, ApiKeyRow, BrandRow, CampaignRow, ClickRow, CorruptRow, LinkRow};
+use super::rows::{AffiliateRow, ApiKeyRow, BrandRow, CampaignRow, CorruptRow, LinkRow};
 use super::{Store, StoreError};
 use crate::catalog::{Affiliate, Brand, Campaign, Link};
 
@@ -110,23 +110,6 @@ impl Store {
             links: keep_valid(links),
         })
     }
-
-    /// Looks up one stored click (deduplicated) by id, using the timestamp in
-    /// the id to hit one partition and one granule range.
-    pub async fn find_click(&self, id: ClickId) -> Result<Option<ClickRow>, StoreError> {
-        let secs = id.timestamp_ms() / 1000;
-        let row = self
-            .client()
-            .query(
-                "SELECT ?fields FROM clicks FINAL \
-                 WHERE clicked_at = toDateTime(?) AND click_id = toUUID(?) LIMIT 1",
-            )
-            .bind(secs)
-            .bind(id.to_string())
-            .fetch_optional::<ClickRow>()
-            .await?;
-        Ok(row)
-    }
 }
 
 /// One fingerprint lookup (see [`Store::find_fingerprint_matches`]).
@@ -170,22 +153,19 @@ fn second_list(ids: &[ClickId]) -> String {
 }
 
 impl Store {
-    /// The clicks with these ids, whatever their brand. Ids and times come
-    /// from parsed `ClickId`s (no user text reaches the SQL); the times carried
-    /// in the ids select the partitions and key ranges.
-    pub async fn find_clicks(
+    /// The clicks with these ids, whatever their brand (to tell "another
+    /// brand's click" from "no such click"). Ids and times come from parsed
+    /// `ClickId`s (no user text reaches the SQL); the times carried in the
+    /// ids select the partitions.
+    pub async fn find_clicks_anywhere(
         &self,
-        brand: Option<clickstitch_shared::BrandId>,
         ids: &[ClickId],
     ) -> Result<Vec<super::rows::ClickSummaryRow>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let brand_filter = brand
-            .map(|b| format!("brand_id = toUUID('{b}') AND "))
-            .unwrap_or_default();
         let sql = format!(
-            "SELECT {CLICK_SUMMARY} FROM clicks WHERE {brand_filter}clicked_at IN ({}) AND click_id IN ({}) LIMIT 1 BY click_id",
+            "SELECT {CLICK_SUMMARY} FROM clicks WHERE clicked_at IN ({}) AND click_id IN ({}) LIMIT 1 BY click_id",
             second_list(ids),
             uuid_list(ids)
         );

@@ -20,6 +20,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// An owned copy of an error shared by every request of a group (same
+    /// message and retry class).
+    pub fn from_shared(shared: std::sync::Arc<StoreError>) -> StoreError {
+        std::sync::Arc::try_unwrap(shared).unwrap_or_else(|shared| match &*shared {
+            StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+            StoreError::Rejected(m) => StoreError::Rejected(m.clone()),
+            StoreError::ShutDown => StoreError::ShutDown,
+        })
+    }
+
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::ShutDown)

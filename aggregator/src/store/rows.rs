@@ -607,6 +607,31 @@ pub struct PlayerRow {
     pub version: u64,
 }
 
+impl PlayerRow {
+    /// The player a registration creates; `version` is the receive time (ms).
+    pub fn from_registration(e: &crate::events::BrandEvent, version: u64) -> Self {
+        let (country, player_ref) = match &e.kind {
+            crate::events::EventKind::Registration {
+                country,
+                player_ref,
+                ..
+            } => (*country, player_ref.as_deref()),
+            _ => (CountryCode::UNKNOWN, None),
+        };
+        PlayerRow {
+            player_id: e.player_id.as_uuid(),
+            brand_id: e.brand_id.as_uuid(),
+            brand_player_id: e.brand_player_id.as_str().to_owned(),
+            player_ref_sha256: player_ref
+                .map(|r| crate::events::hex_sha256(r.as_bytes()))
+                .unwrap_or_default(),
+            registered_at: ms_to_secs(e.occurred_at_ms),
+            country: country_bytes(country),
+            version,
+        }
+    }
+}
+
 /// `attributions` row.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct AttributionRow {
