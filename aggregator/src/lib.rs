@@ -16,6 +16,7 @@ pub mod config;
 pub mod conversions;
 pub mod error;
 pub mod events;
+pub mod fraud;
 pub mod ingest;
 pub mod keys;
 pub mod money;
