@@ -67,6 +67,17 @@ pub struct AttributionSettings {
     /// Group-commit window for brand events, ms (the bound on how long an
     /// event waits before its INSERT starts; keeps stitching latency low).
     pub event_batch_delay_ms: u64,
+    /// True when this is the only aggregator receiving clicks and events:
+    /// in-memory filters may then answer "certainly absent" (a new event
+    /// id, a device with no other click) without asking ClickHouse. Set to
+    /// false when several instances run behind a load balancer.
+    pub single_instance: bool,
+    /// Recent clicks kept in memory for stitching (≈ 250 bytes each).
+    pub recent_clicks: usize,
+    /// Distinct event ids and devices the presence filters are sized for
+    /// (≈ 1.2 bytes each per filter at 1 % false positives; beyond it they
+    /// only cost more ClickHouse lookups).
+    pub filter_capacity: usize,
 }
 
 impl Default for AttributionSettings {
@@ -75,6 +86,9 @@ impl Default for AttributionSettings {
             rules_dir: "config/attribution".into(),
             reload_secs: 5,
             event_batch_delay_ms: 2,
+            single_instance: true,
+            recent_clicks: 1_000_000,
+            filter_capacity: 10_000_000,
         }
     }
 }
@@ -306,7 +320,8 @@ CONFIGURATION
                 postback_key = (optional, >= 32 chars; enables /postback/v1)
   [log]         format = \"json\" | \"pretty\"    filter = \"info\" (RUST_LOG overrides)
   [attribution] rules_dir = \"config/attribution\"  reload_secs = 5
-                event_batch_delay_ms = 2
+                event_batch_delay_ms = 2  single_instance = true
+                recent_clicks = 1000000  filter_capacity = 10000000
   [commissions] job_enabled = false (true on exactly one instance)  job_interval_secs = 300
 
   Example: CLICKSTITCH_CLICKHOUSE__URL=http://ch:8123 CLICKSTITCH_AUTH__EDGE_SECRET=... \\

@@ -14,7 +14,6 @@
 //! decision in [`crate::attribution`]. Must not compute commissions (the
 //! commission job reads the stored events).
 
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex as StdMutex;
 
@@ -23,9 +22,11 @@ use tokio::sync::Mutex;
 
 use clickstitch_shared::BrandId;
 
+use crate::bounded::BoundedMap;
 use crate::catalog::Catalog;
 use crate::clock::now_ms;
 use crate::events::{BrandEvent, EventKind};
+use crate::presence::PresenceFilter;
 use crate::stitching::Stitcher;
 use crate::store::rows::{PlayerEventRow, PlayerRow, StoredEventRow};
 use crate::store::writer::{ClickWriter, WriteBatch};
@@ -63,42 +64,45 @@ pub struct Conversions {
     writer: ClickWriter,
     stitcher: Stitcher,
     locks: Vec<Mutex<()>>,
-    recent: StdMutex<Recent>,
-}
-
-#[derive(Debug, Default)]
-struct Recent {
-    map: HashMap<(BrandId, String), StoredEventRow>,
-    order: std::collections::VecDeque<(BrandId, String)>,
-}
-
-impl Recent {
-    fn get(&self, key: &(BrandId, String)) -> Option<StoredEventRow> {
-        self.map.get(key).cloned()
-    }
-
-    fn put(&mut self, key: (BrandId, String), value: StoredEventRow) {
-        if self.map.insert(key.clone(), value).is_none() {
-            self.order.push_back(key);
-        }
-        while self.order.len() > RECENT_CAPACITY {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-    }
+    recent: StdMutex<BoundedMap<(BrandId, String), StoredEventRow>>,
+    /// Every event id stored (warmed at startup, fed after each write);
+    /// trusted to prove "new" only when `authoritative`.
+    seen: PresenceFilter,
+    authoritative: bool,
 }
 
 impl Conversions {
     /// A service writing through `writer` (configured for low latency).
-    pub fn new(lookups: Lookups, writer: ClickWriter, stitcher: Stitcher) -> Self {
+    /// `filter_capacity` sizes the event-id filter; `authoritative` says
+    /// whether this instance sees every event (then a filter miss proves
+    /// an event id new without a ClickHouse lookup).
+    pub fn new(
+        lookups: Lookups,
+        writer: ClickWriter,
+        stitcher: Stitcher,
+        filter_capacity: usize,
+        authoritative: bool,
+    ) -> Self {
         Self {
             lookups,
             writer,
             stitcher,
             locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
-            recent: StdMutex::new(Recent::default()),
+            recent: StdMutex::new(BoundedMap::new(RECENT_CAPACITY)),
+            seen: PresenceFilter::with_capacity(filter_capacity),
+            authoritative,
         }
+    }
+
+    /// Records an event id stored earlier (warm-up at startup).
+    pub fn remember_stored(&self, brand: BrandId, event_id: &str) {
+        self.seen.insert(&(brand, event_id));
+    }
+
+    /// Whether the event id may already be stored (so ClickHouse must be
+    /// asked).
+    fn maybe_stored(&self, brand: BrandId, event_id: &str) -> bool {
+        !self.authoritative || self.seen.contains(&(brand, event_id))
     }
 
     /// The stitcher (for reading attributions).
@@ -138,7 +142,8 @@ impl Conversions {
             .recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key);
+            .get(&key)
+            .cloned();
         if let Some(stored) = cached {
             return self.replay(&event, stored);
         }
@@ -155,12 +160,19 @@ impl Conversions {
                 _ => Ok(None),
             }
         };
-        let (stored, stitched) = tokio::join!(self.lookups.events.get(key.clone()), stitching);
+        let stored = async {
+            if self.maybe_stored(event.brand_id, event.event_id.as_str()) {
+                self.lookups.events.get(key.clone()).await
+            } else {
+                Ok(None)
+            }
+        };
+        let (stored, stitched) = tokio::join!(stored, stitching);
         if let Some(stored) = stored? {
             self.recent
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .put(key, stored.clone());
+                .insert(key, stored.clone());
             return self.replay(&event, stored);
         }
         let received_at = u32::try_from(received_ms / 1000).unwrap_or(u32::MAX);
@@ -204,16 +216,20 @@ impl Conversions {
             .write(batch)
             .await
             .map_err(|e| SubmitError::Store(StoreError::from_shared(e)))?;
+        self.seen.insert(&(event.brand_id, event.event_id.as_str()));
         if let Some(row) = remembered {
             self.stitcher.remember(row);
         }
-        self.recent.lock().unwrap_or_else(|p| p.into_inner()).put(
-            key,
-            StoredEventRow {
-                payload_sha256: event.payload_sha256.clone(),
-                response: response_text,
-            },
-        );
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                key,
+                StoredEventRow {
+                    payload_sha256: event.payload_sha256.clone(),
+                    response: response_text,
+                },
+            );
         Ok(Submitted {
             replayed: false,
             response,

@@ -8,7 +8,9 @@
 
 pub mod attribution;
 pub mod auth;
+pub mod bounded;
 pub mod catalog;
+pub mod click_index;
 pub mod clock;
 pub mod commission;
 pub mod commission_job;
@@ -20,6 +22,7 @@ pub mod fraud;
 pub mod ingest;
 pub mod keys;
 pub mod money;
+pub mod presence;
 pub mod routes;
 pub mod startup;
 pub mod stitching;

@@ -10,13 +10,15 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use clickstitch_shared::BrandId;
 use tokio::net::TcpListener;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::attribution::{RulesReloader, RulesStore};
 use crate::catalog::Catalog;
-use crate::config::{IngestSettings, Secrets, Settings};
+use crate::click_index::ClickIndex;
+use crate::config::{AttributionSettings, IngestSettings, Secrets, Settings};
 use crate::conversions::Conversions;
 use crate::ingest::TimePolicy;
 use crate::keys::Keys;
@@ -29,37 +31,36 @@ use crate::store::{Lookups, Store};
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// Everything the handlers share.
 #[derive(Debug)]
-struct Inner {
-    store: Store,
-    catalog: Catalog,
-    keys: Keys,
-    conversions: Conversions,
-    writer: ClickWriter,
-    secrets: Secrets,
-    ingest: IngestSettings,
+pub struct Inner {
+    /// ClickHouse.
+    pub store: Store,
+    /// Brands, affiliates, campaigns, links.
+    pub catalog: Catalog,
+    /// API keys.
+    pub keys: Keys,
+    /// Brand events.
+    pub conversions: Conversions,
+    /// Recent clicks (fed by click ingest, read by stitching).
+    pub clicks: Arc<ClickIndex>,
+    /// The click writer.
+    pub writer: ClickWriter,
+    /// Secrets.
+    pub secrets: Secrets,
+    /// Ingest limits.
+    pub ingest: IngestSettings,
 }
 
 impl AppState {
     /// Builds the state.
-    pub fn new(
-        store: Store,
-        catalog: Catalog,
-        keys: Keys,
-        conversions: Conversions,
-        writer: ClickWriter,
-        secrets: Secrets,
-        ingest: IngestSettings,
-    ) -> Self {
-        Self(Arc::new(Inner {
-            store,
-            catalog,
-            keys,
-            conversions,
-            writer,
-            secrets,
-            ingest,
-        }))
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// The recent-click index.
+    pub fn clicks(&self) -> &ClickIndex {
+        &self.0.clicks
     }
 
     /// The API keys.
@@ -210,17 +211,35 @@ impl Application {
                 max_rows: 10_000,
                 max_delay: Duration::from_millis(settings.attribution.event_batch_delay_ms),
                 // One group at a time: events arriving during an INSERT join
-                // the next group (fewer, larger INSERTs under load).
+                // the next group (fewer, larger INSERTs under load; two in
+                // flight measured slower: more, smaller INSERTs).
                 max_in_flight: 1,
                 attempts: 3,
             },
         );
         let lookups = Lookups::spawn(&store);
+        let attribution = &settings.attribution;
+        let clicks = Arc::new(
+            warm_click_index(&store, &rules, attribution)
+                .await
+                .context("warming the recent-click index")?,
+        );
         let conversions = Conversions::new(
             lookups.clone(),
             event_writer,
-            Stitcher::new(store.clone(), lookups, rules),
+            Stitcher::new(store.clone(), lookups, rules, Arc::clone(&clicks)),
+            attribution.filter_capacity,
+            attribution.single_instance,
         );
+        if attribution.single_instance {
+            let n = store
+                .each_event_key(|k| {
+                    conversions.remember_stored(BrandId::from(k.brand_id), &k.event_id)
+                })
+                .await
+                .context("warming the event-id filter")?;
+            tracing::info!(events = n, "event-id filter warmed");
+        }
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address)
             .await
@@ -233,15 +252,16 @@ impl Application {
                 every,
             )
         });
-        let state = AppState::new(
+        let state = AppState::new(Inner {
             store,
             catalog,
             keys,
             conversions,
+            clicks,
             writer,
             secrets,
-            settings.ingest.clone(),
-        );
+            ingest: settings.ingest.clone(),
+        });
         Ok(Self {
             listener,
             port,
@@ -313,6 +333,47 @@ impl Application {
         tracing::info!("aggregator stopped");
         Ok(())
     }
+}
+
+/// The recent-click index; with `single_instance`, its device filter is
+/// warmed from ClickHouse back to the longest attribution window so that it
+/// can prove "no other click of this device".
+async fn warm_click_index(
+    store: &Store,
+    rules: &RulesStore,
+    settings: &AttributionSettings,
+) -> anyhow::Result<ClickIndex> {
+    if !settings.single_instance {
+        return Ok(ClickIndex::new(
+            settings.recent_clicks,
+            settings.filter_capacity,
+            None,
+        ));
+    }
+    let longest_ms = rules
+        .current()
+        .files()
+        .map(|r| r.window().as_ms())
+        .max()
+        .unwrap_or(0);
+    // A day of margin: registrations may be dated a little in the past.
+    let from_ms = crate::clock::now_ms().saturating_sub(longest_ms + 86_400_000);
+    let index = ClickIndex::new(
+        settings.recent_clicks,
+        settings.filter_capacity,
+        Some(from_ms),
+    );
+    let devices = store
+        .each_device_click_count(from_ms, |r| {
+            index.count_device(BrandId::from(r.brand_id), &r.device_fingerprint, r.clicks)
+        })
+        .await?;
+    tracing::info!(
+        devices,
+        bytes = index.filter_bytes(),
+        "device filter warmed"
+    );
+    Ok(index)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

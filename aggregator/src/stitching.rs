@@ -10,7 +10,6 @@
 //! [`RulesStore`] and recorded on the row. Writes nothing itself: the
 //! conversion service stores the rows it returns.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use clickstitch_shared::fingerprint::Hash128;
@@ -21,7 +20,9 @@ use crate::attribution::{
     attribute, fingerprint_query, AttributionStatus, Decision, FoundClick, KycEvent, Registration,
     RulesStore,
 };
+use crate::bounded::BoundedMap;
 use crate::catalog::Catalog;
+use crate::click_index::ClickIndex;
 use crate::events::{BrandEvent, BrandPlayerId, EventKind, KycStatus, PlayerId};
 use crate::store::queries::FingerprintKey;
 use crate::store::rows::{AttributionRow, ClickSummaryRow};
@@ -128,29 +129,31 @@ fn found(rows: Vec<ClickSummaryRow>) -> Vec<FoundClick> {
 /// reading them back without a ClickHouse round trip.
 const CACHE_CAPACITY: usize = 200_000;
 
-#[derive(Debug, Default)]
-struct Cache {
-    by_player: HashMap<(BrandId, String), AttributionRow>,
-    order: VecDeque<(BrandId, String)>,
-}
-
 /// The stitcher.
 #[derive(Debug)]
 pub struct Stitcher {
     store: Store,
     lookups: Lookups,
     rules: Arc<RulesStore>,
-    cache: StdMutex<Cache>,
+    clicks: Arc<ClickIndex>,
+    cache: StdMutex<BoundedMap<(BrandId, String), AttributionRow>>,
 }
 
 impl Stitcher {
-    /// A stitcher reading clicks from `store` under `rules`.
-    pub fn new(store: Store, lookups: Lookups, rules: Arc<RulesStore>) -> Self {
+    /// A stitcher reading clicks from `clicks` (recent ones) and `store`
+    /// under `rules`.
+    pub fn new(
+        store: Store,
+        lookups: Lookups,
+        rules: Arc<RulesStore>,
+        clicks: Arc<ClickIndex>,
+    ) -> Self {
         Self {
             store,
             lookups,
             rules,
-            cache: StdMutex::new(Cache::default()),
+            clicks,
+            cache: StdMutex::new(BoundedMap::new(CACHE_CAPACITY)),
         }
     }
 
@@ -159,23 +162,12 @@ impl Stitcher {
     pub fn remember(&self, row: AttributionRow) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let key = (BrandId::from(row.brand_id), row.brand_player_id.clone());
-        let newer = cache
-            .by_player
-            .get(&key)
-            .is_none_or(|old| old.version <= row.version);
-        if newer && cache.by_player.insert(key.clone(), row).is_none() {
-            cache.order.push_back(key);
-        }
-        while cache.order.len() > CACHE_CAPACITY {
-            if let Some(old) = cache.order.pop_front() {
-                cache.by_player.remove(&old);
-            }
-        }
+        cache.insert_if(key, row, |old, new| old.version <= new.version);
     }
 
     fn cached(&self, brand: BrandId, player: &str) -> Option<AttributionRow> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.by_player.get(&(brand, player.to_owned())).cloned()
+        cache.get(&(brand, player.to_owned())).cloned()
     }
 
     /// A brand player's attribution as the API shows it: from this
@@ -224,12 +216,20 @@ impl Stitcher {
         };
         let rules = self.rules.current();
 
-        // Reported clicks on the brand's key range (coalesced with other
-        // registrations); the rare rest anywhere, to name another brand.
-        let lookups = click_ids
+        // Reported clicks: recent ones from memory, the others on the
+        // brand's key range (coalesced with other registrations); the rare
+        // rest anywhere, to name another brand.
+        let mut rows = Vec::with_capacity(click_ids.len());
+        let mut unknown = Vec::new();
+        for id in click_ids {
+            match self.clicks.get(event.brand_id, *id) {
+                Some(row) => rows.push(row),
+                None => unknown.push(*id),
+            }
+        }
+        let lookups = unknown
             .iter()
             .map(|id| self.lookups.clicks.get((event.brand_id, *id)));
-        let mut rows = Vec::with_capacity(click_ids.len());
         for found in futures_util::future::join_all(lookups).await {
             rows.extend(found?);
         }
@@ -242,7 +242,12 @@ impl Stitcher {
         if !missing.is_empty() {
             clicks.extend(found(self.store.find_clicks_anywhere(&missing).await?));
         }
-        if let Some(q) = fingerprint_query(&registration, &clicks, &rules) {
+        let query = fingerprint_query(&registration, &clicks, &rules).filter(|q| {
+            !self
+                .clicks
+                .certainly_no_other_clicks(q.brand_id, &q.fingerprints, q.from_ms, &clicks)
+        });
+        if let Some(q) = query {
             let key = FingerprintKey {
                 brand_id: q.brand_id,
                 fingerprints: q.fingerprints,

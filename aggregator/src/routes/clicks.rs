@@ -18,7 +18,7 @@ use crate::clock::{now_ms, secs};
 use crate::error::{ApiError, Problem};
 use crate::ingest::{parse_batch, RecordKind, Rejection};
 use crate::startup::AppState;
-use crate::store::rows::{ClickRow, GeoBlockRow};
+use crate::store::rows::{ClickRow, ClickSummaryRow, GeoBlockRow};
 use crate::store::writer::WriteBatch;
 use crate::store::StoreError;
 
@@ -81,11 +81,14 @@ pub async fn ingest_clicks(
         clicks: batch.clicks.len(),
         geo_blocks: batch.geo_blocks.len(),
     };
+    let summaries: Vec<ClickSummaryRow> = batch.clicks.iter().map(ClickSummaryRow::from).collect();
     state
         .writer()
         .write(batch)
         .await
         .map_err(|e| ApiError::from(StoreError::from_shared(e)))?;
+    // Durable now: stitching may find them in memory.
+    state.clicks().observe(summaries);
 
     let nothing_accepted = accepted.clicks + accepted.geo_blocks == 0;
     let status = if nothing_accepted && !parsed.rejected.is_empty() {

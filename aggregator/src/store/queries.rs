@@ -330,3 +330,63 @@ impl Store {
             .await?)
     }
 }
+
+/// One device's number of stored human clicks on a brand (warm-up).
+#[derive(Debug, Clone, clickhouse::Row, serde::Deserialize)]
+pub struct DeviceClicksRow {
+    /// Brand.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: uuid::Uuid,
+    /// Device fingerprint (hex).
+    pub device_fingerprint: String,
+    /// Human clicks since the requested time.
+    pub clicks: u64,
+}
+
+/// A stored event's key (warm-up).
+#[derive(Debug, Clone, clickhouse::Row, serde::Deserialize)]
+pub struct EventKey {
+    /// Brand.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub brand_id: uuid::Uuid,
+    /// The brand's event id.
+    pub event_id: String,
+}
+
+impl Store {
+    /// Streams, per brand and device, the number of human clicks since
+    /// `from_ms` (for warming the in-memory device filter).
+    pub async fn each_device_click_count(
+        &self,
+        from_ms: u64,
+        mut visit: impl FnMut(DeviceClicksRow),
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT brand_id, device_fingerprint, count() AS clicks FROM clicks_by_fingerprint \
+             WHERE clicked_at >= toDateTime({}) GROUP BY brand_id, device_fingerprint",
+            from_ms / 1000
+        );
+        let mut cursor = self.client().query(&sql).fetch::<DeviceClicksRow>()?;
+        let mut n = 0;
+        while let Some(row) = cursor.next().await? {
+            visit(row);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Streams the key of every stored brand event (for warming the
+    /// in-memory event-id filter).
+    pub async fn each_event_key(&self, mut visit: impl FnMut(EventKey)) -> Result<u64, StoreError> {
+        let mut cursor = self
+            .client()
+            .query("SELECT brand_id, event_id FROM player_events")
+            .fetch::<EventKey>()?;
+        let mut n = 0;
+        while let Some(row) = cursor.next().await? {
+            visit(row);
+            n += 1;
+        }
+        Ok(n)
+    }
+}

@@ -699,3 +699,21 @@ pub struct EventKeyRow {
     pub payload_sha256: String,
     pub response: String,
 }
+
+impl From<&ClickRow> for ClickSummaryRow {
+    fn from(r: &ClickRow) -> Self {
+        Self {
+            click_id: r.click_id,
+            clicked_at_ms: r.clicked_at_ms,
+            brand_id: r.brand_id,
+            affiliate_id: r.affiliate_id,
+            sub_affiliate_id: r.sub_affiliate_id,
+            campaign_id: r.campaign_id,
+            link_code: r.link_code.clone(),
+            country: r.country,
+            device_fingerprint: r.device_fingerprint.clone(),
+            is_bot: r.is_bot,
+            is_duplicate: r.is_duplicate,
+        }
+    }
+}

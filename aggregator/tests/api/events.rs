@@ -244,6 +244,44 @@ async fn the_players_other_clicks_from_the_same_device_share_the_credit() {
 }
 
 #[tokio::test]
+async fn clicks_of_the_same_device_stored_before_a_restart_still_share_the_credit() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let mut ids = ClickIdGenerator::new();
+    let earlier = click(&f, &mut ids, 1);
+    let mut reported = click(&f, &mut ids, 2);
+    reported.device_fingerprint = earlier.device_fingerprint.clone();
+    store_clicks(&app, &[earlier.clone(), reported.clone()]).await;
+    // A new process knows these clicks only from ClickHouse (its in-memory
+    // device filter is warmed from there at startup).
+    let restarted = spawn_second_instance(&app).await;
+    let (s, _, body) = restarted
+        .post_event(
+            &key,
+            registration(
+                "reg-fp-restart",
+                "p-fp-restart",
+                &[&reported],
+                now_ms() + 1000,
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let credited: Vec<&str> = body["attribution"]["touchpoints"]
+        .as_array()
+        .expect("touchpoints")
+        .iter()
+        .map(|t| t["click_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        credited,
+        [earlier.click_id.as_str(), reported.click_id.as_str()],
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn one_player_ref_maps_two_brands_players_to_one_global_player() {
     let app = spawn_app().await;
     let (a, b) = (app.seed().await, app.seed().await);
