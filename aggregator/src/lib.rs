@@ -21,6 +21,7 @@ pub mod events;
 pub mod fraud;
 pub mod ingest;
 pub mod keys;
+pub mod metrics;
 pub mod money;
 pub mod presence;
 pub mod routes;
