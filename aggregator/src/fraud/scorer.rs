@@ -560,8 +560,8 @@ impl Scorer {
     pub fn with_seed(policies: Arc<FraudPolicies>, capacity: Capacity, seed: u64) -> Self {
         let counters = |ring, bucket_ms| move |n| CounterTable::new(n, ring, bucket_ms);
         let distinct = |n| DistinctTable::new(n, DISTINCT_HORIZON_MINUTES);
-        Self {
-            policies: RwLock::new(policies),
+        let scorer = Self {
+            policies: RwLock::new(policies.clone()),
             hasher: KeyHasher::new(seed),
             capacity,
             click_ip: Sharded::new(capacity.click_keys, counters(CLICK_RING, CLICK_BUCKET_MS)),
@@ -573,7 +573,31 @@ impl Scorer {
                 capacity.affiliate_keys,
                 counters(AFFILIATE_RING, AFFILIATE_BUCKET_MS),
             ),
-        }
+        };
+        scorer.set_horizons(&policies);
+        scorer
+    }
+
+    /// Makes each table expire keys after the longest window any policy
+    /// reads from it, so that a slot older than that is reused rather than
+    /// counted as an eviction.
+    fn set_horizons(&self, policies: &FraudPolicies) {
+        let max = |f: &dyn Fn(&FraudPolicy) -> u32| policies.all().map(|p| f(p)).max().unwrap_or(1);
+        let click = max(&|p| {
+            p.ip_velocity
+                .window_minutes
+                .max(p.subnet_velocity.window_minutes)
+        }) as usize;
+        self.click_ip.each(|t| t.set_horizon(click));
+        self.click_subnet.each(|t| t.set_horizon(click));
+        let ip = max(&|p| p.ip_registrations.window_hours) * 60;
+        self.registration_ip.each(|t| t.set_horizon(ip));
+        let device = max(&|p| p.device_registrations.window_hours) * 60;
+        self.registration_device.each(|t| t.set_horizon(device));
+        let deposit = max(&|p| p.device_deposits.window_hours) * 60;
+        self.deposit_device.each(|t| t.set_horizon(deposit));
+        let flooding = max(&|p| p.click_flooding.window_days) as usize * 4;
+        self.affiliates.each(|t| t.set_horizon(flooding));
     }
 
     /// The policies in force.
@@ -586,8 +610,10 @@ impl Scorer {
     }
 
     /// Makes `policies` apply to every event scored from now on (a reload).
-    /// Windows are kept: their geometry does not depend on the policy.
+    /// Windows are kept: their geometry does not depend on the policy (only
+    /// the expiry horizons follow the longest windows in use).
     pub fn replace_policies(&self, policies: Arc<FraudPolicies>) {
+        self.set_horizons(&policies);
         *self
             .policies
             .write()
@@ -1449,6 +1475,32 @@ mod tests {
         }
         let s = sc.score_click(&click("203.0.113.7", T0 + 100));
         assert!(s.hits[0].detail.starts_with("41 clicks"), "{s:?}");
+    }
+
+    #[test]
+    fn keys_older_than_the_longest_window_are_reused_without_counting_evictions() {
+        let capacity = Capacity {
+            registration_keys: 64,
+            ..Capacity::small()
+        };
+        let sc = Scorer::new(Arc::new(FraudPolicies::builtin()), capacity);
+        // One registration an hour for ten days, each from a new IP and
+        // device: at most 24 IPs are inside the 24 h window, but up to 168
+        // devices inside the 7-day window, in tables of 64 keys.
+        for i in 0..240u64 {
+            let mut r = registration(
+                &format!("p{i}"),
+                &format!("198.51.{}.{}", i / 200, i % 200 + 1),
+                0,
+                T0 + i * 60 * MIN,
+            );
+            r.device_fingerprint = Hash128::parse(&format!("{:032x}", i + 1)).ok();
+            sc.score_registration(&r);
+        }
+        let stats = sc.table_stats();
+        assert_eq!(stats[2].name, "registration_ip");
+        assert_eq!(stats[2].evictions, 0, "{:?}", stats[2]);
+        assert!(stats[3].evictions > 0, "{:?}", stats[3]);
     }
 
     #[test]
