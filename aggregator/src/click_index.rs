@@ -130,6 +130,7 @@ mod tests {
             device_fingerprint: fp,
             is_bot: false,
             is_duplicate: false,
+            quarantined: false,
         };
         let row = ClickSummaryRow {
             click_id: id.as_uuid(),

@@ -288,7 +288,10 @@ impl CommissionJob {
             .load_fact_events()
             .await
             .context("reading player events")?;
-        let facts = player_facts(&attributions, &events)?;
+        let holds = crate::quarantine::Quarantine::commission_holds(store)
+            .await
+            .context("reading fraud holds")?;
+        let facts = player_facts(&attributions, &events, &holds)?;
         let deals =
             DealBook::new(store.load_deals().await.context("reading deals")?).context("deals")?;
         let formulas = FormulaBook::new(
@@ -760,9 +763,17 @@ fn attribution(row: &AttributionRow) -> anyhow::Result<Option<Attribution>> {
 /// two currencies) fails the run — commission is never guessed; an
 /// unattributed one is only skipped. A registration whose event row is not
 /// readable yet is skipped (the next run picks it up).
+///
+/// Fraud review (`holds`): a player whose registration or first deposit is
+/// quarantined and awaits review is skipped (nothing is earned meanwhile;
+/// earlier accruals are reversed as no longer earned, and come back if the
+/// review approves); a player rejected as fraud gets a `FraudConfirmed`
+/// fact (`fraud-review:<review id>` at the decision time), which claws
+/// back every commission through reversal entries.
 pub fn player_facts(
     attributions: &[AttributionRow],
     events: &[FactEventRow],
+    holds: &crate::quarantine::CommissionHolds,
 ) -> anyhow::Result<LoadedFacts> {
     let mut by_player: BTreeMap<(Uuid, &str), Vec<&FactEventRow>> = BTreeMap::new();
     for e in events {
@@ -788,6 +799,13 @@ pub fn player_facts(
             ));
             continue;
         };
+        let hold = holds.get(&(a.brand_id, a.brand_player_id.clone()));
+        if hold == Some(&crate::quarantine::CommissionHold::Pending) {
+            out.skipped.push(format!(
+                "player {player} at brand {brand}: quarantined, awaiting fraud review"
+            ));
+            continue;
+        }
         let built = (|| -> anyhow::Result<PlayerFacts> {
             let country = std::str::from_utf8(&reg.country).unwrap_or("");
             let registration = Registration {
@@ -801,6 +819,17 @@ pub fn player_facts(
                 if let Some(f) = fact(e, &a.registration_event_id)? {
                     facts.push(f);
                 }
+            }
+            if let Some(crate::quarantine::CommissionHold::Rejected {
+                review_id,
+                decided_at_ms,
+            }) = hold
+            {
+                facts.push(PlayerEvent {
+                    id: BrandEventId::new(&format!("fraud-review:{review_id}"))?,
+                    at: Timestamp::from_unix_ms(*decided_at_ms),
+                    kind: EventKind::FraudConfirmed,
+                });
             }
             let currency = facts
                 .iter()
@@ -911,7 +940,8 @@ mod tests {
 
     #[test]
     fn stored_events_become_the_players_facts_with_credits_to_the_earning_accounts() {
-        let loaded = player_facts(&[attribution_row(2)], &journey()).expect("facts");
+        let loaded =
+            player_facts(&[attribution_row(2)], &journey(), &Default::default()).expect("facts");
         assert!(loaded.skipped.is_empty());
         let f = &loaded.players[0];
         assert_eq!(f.registration().country.as_str(), "DE");
@@ -955,10 +985,12 @@ mod tests {
 
     #[test]
     fn unattributed_players_have_no_attribution_and_missing_registrations_are_skipped() {
-        let loaded = player_facts(&[attribution_row(4)], &journey()).expect("facts");
+        let loaded =
+            player_facts(&[attribution_row(4)], &journey(), &Default::default()).expect("facts");
         assert!(loaded.players[0].attribution().is_none());
         let events: Vec<FactEventRow> = journey().into_iter().skip(1).collect();
-        let loaded = player_facts(&[attribution_row(2)], &events).expect("facts");
+        let loaded =
+            player_facts(&[attribution_row(2)], &events, &Default::default()).expect("facts");
         assert!(loaded.players.is_empty());
         assert_eq!(loaded.skipped.len(), 1);
     }
@@ -970,10 +1002,12 @@ mod tests {
         usd.currency = *b"USD";
         usd.amount_minor = 100;
         events.push(usd);
-        let err = player_facts(&[attribution_row(1)], &events).expect_err("two currencies");
+        let err = player_facts(&[attribution_row(1)], &events, &Default::default())
+            .expect_err("two currencies");
         assert!(format!("{err:#}").contains("dep-2"), "{err:#}");
         // Unattributed: skipped, not fatal.
-        let loaded = player_facts(&[attribution_row(4)], &events).expect("skipped");
+        let loaded =
+            player_facts(&[attribution_row(4)], &events, &Default::default()).expect("skipped");
         assert_eq!(loaded.skipped.len(), 1);
     }
 

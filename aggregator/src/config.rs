@@ -33,6 +33,54 @@ pub struct Settings {
     pub attribution: AttributionSettings,
     /// The commission job.
     pub commissions: CommissionSettings,
+    /// Fraud scoring.
+    pub fraud: FraudSettings,
+}
+
+/// `[fraud]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FraudSettings {
+    /// Directory of the fraud policies (`default.json`, `<brand uuid>.json`;
+    /// see docs/fraud.md). Re-read every `job_interval_secs`.
+    pub policy_dir: std::path::PathBuf,
+    /// Keys of each click window table ((link, IP) and (link, /24)).
+    pub click_keys: usize,
+    /// Keys of each registration window table (IP and device).
+    pub registration_keys: usize,
+    /// Keys of the first-deposit window table (device).
+    pub deposit_keys: usize,
+    /// Keys of the affiliate table (click flooding).
+    pub affiliate_keys: usize,
+    /// Seconds between two runs of the fraud job (policy reload; with
+    /// several instances also the window baselines from ClickHouse).
+    pub job_interval_secs: u64,
+}
+
+impl Default for FraudSettings {
+    fn default() -> Self {
+        let c = crate::fraud::Capacity::default();
+        Self {
+            policy_dir: "config/fraud".into(),
+            click_keys: c.click_keys,
+            registration_keys: c.registration_keys,
+            deposit_keys: c.deposit_keys,
+            affiliate_keys: c.affiliate_keys,
+            job_interval_secs: 30,
+        }
+    }
+}
+
+impl FraudSettings {
+    /// The window capacity.
+    pub fn capacity(&self) -> crate::fraud::Capacity {
+        crate::fraud::Capacity {
+            click_keys: self.click_keys.max(1024),
+            registration_keys: self.registration_keys.max(1024),
+            deposit_keys: self.deposit_keys.max(1024),
+            affiliate_keys: self.affiliate_keys.max(256),
+        }
+    }
 }
 
 /// `[commissions]`.
@@ -323,6 +371,9 @@ CONFIGURATION
                 event_batch_delay_ms = 2  single_instance = true
                 recent_clicks = 1000000  filter_capacity = 10000000
   [commissions] job_enabled = false (true on exactly one instance)  job_interval_secs = 300
+  [fraud]       policy_dir = \"config/fraud\"   job_interval_secs = 30
+                click_keys = 1000000  registration_keys = 1000000
+                deposit_keys = 250000  affiliate_keys = 40000
 
   Example: CLICKSTITCH_CLICKHOUSE__URL=http://ch:8123 CLICKSTITCH_AUTH__EDGE_SECRET=... \\
            clickstitch-aggregator --config aggregator.toml";

@@ -15,7 +15,7 @@
 //! commission job reads the stored events).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex as StdMutex;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -27,6 +27,7 @@ use crate::catalog::Catalog;
 use crate::clock::now_ms;
 use crate::events::{BrandEvent, EventKind};
 use crate::presence::PresenceFilter;
+use crate::quarantine::Quarantine;
 use crate::stitching::Stitcher;
 use crate::store::rows::{PlayerEventRow, PlayerRow, StoredEventRow};
 use crate::store::writer::{ClickWriter, WriteBatch};
@@ -63,6 +64,7 @@ pub struct Conversions {
     lookups: Lookups,
     writer: ClickWriter,
     stitcher: Stitcher,
+    quarantine: Arc<Quarantine>,
     locks: Vec<Mutex<()>>,
     recent: StdMutex<BoundedMap<(BrandId, String), StoredEventRow>>,
     /// Every event id stored (warmed at startup, fed after each write);
@@ -80,6 +82,7 @@ impl Conversions {
         lookups: Lookups,
         writer: ClickWriter,
         stitcher: Stitcher,
+        quarantine: Arc<Quarantine>,
         filter_capacity: usize,
         authoritative: bool,
     ) -> Self {
@@ -87,6 +90,7 @@ impl Conversions {
             lookups,
             writer,
             stitcher,
+            quarantine,
             locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
             recent: StdMutex::new(BoundedMap::new(RECENT_CAPACITY)),
             seen: PresenceFilter::with_capacity(filter_capacity),
@@ -183,15 +187,27 @@ impl Conversions {
             "player_id": event.brand_player_id,
             "status": "accepted",
         });
+        let mut scored = None;
         match &event.kind {
             EventKind::Registration { .. } => {
                 let attribution = stitched?
                     .ok_or_else(|| StoreError::Rejected("registration was not stitched".into()))?;
                 response["attribution"] = attribution.to_json();
+                scored = Some(self.quarantine.score_registration(
+                    &event,
+                    attribution.last_click.as_ref(),
+                    received_ms,
+                ));
                 batch.attributions.push(attribution.row);
                 batch
                     .players
                     .push(PlayerRow::from_registration(&event, received_ms));
+            }
+            EventKind::Deposit { .. } => {
+                scored = self
+                    .quarantine
+                    .score_first_deposit(&event, received_ms)
+                    .await?;
             }
             EventKind::Kyc { status } => {
                 if let Some(updated) = self
@@ -205,8 +221,34 @@ impl Conversions {
             }
             _ => {}
         }
+        if let Some((score, row)) = scored {
+            response["fraud"] = json!({
+                "score": score.value,
+                "quarantined": score.quarantined,
+                "policy_version": score.policy_version,
+                "signals": score.hits,
+                "scored_as": crate::quarantine::EntityKind::from_code(row.entity_kind)
+                    .map(crate::quarantine::EntityKind::as_str),
+            });
+            if !score.escalations.is_empty() {
+                // Earlier entities this one shows to be fraud too: stored
+                // before this event is acknowledged.
+                let by = event.event_id.as_str().to_owned();
+                let escalations: Vec<_> = score
+                    .escalations
+                    .iter()
+                    .map(|e| (e.clone(), by.clone()))
+                    .collect();
+                let skip = std::iter::once(by).collect();
+                self.quarantine
+                    .escalate(&escalations, &skip, received_ms)
+                    .await?;
+            }
+            batch.fraud_scores.push(row);
+        }
         let response_text = response.to_string();
         let remembered = batch.attributions.first().cloned();
+        let fraud_rows = batch.fraud_scores.clone();
         batch.events.push(PlayerEventRow::from_event(
             &event,
             received_at,
@@ -217,6 +259,7 @@ impl Conversions {
             .await
             .map_err(|e| SubmitError::Store(StoreError::from_shared(e)))?;
         self.seen.insert(&(event.brand_id, event.event_id.as_str()));
+        self.quarantine.hold(&fraud_rows);
         if let Some(row) = remembered {
             self.stitcher.remember(row);
         }

@@ -269,6 +269,20 @@ pub struct BrandEvent {
     pub payload_sha256: String,
     /// The canonical payload.
     pub payload: String,
+    /// Where the player was (optional; used by fraud scoring).
+    pub device: DeviceContext,
+}
+
+/// The network and device a player event came from, when the brand reports
+/// them (registrations and deposits benefit most).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceContext {
+    /// The player's IP.
+    pub ip: Option<std::net::IpAddr>,
+    /// The player's device fingerprint.
+    pub device_fingerprint: Option<clickstitch_shared::fingerprint::Hash128>,
+    /// ASN of the IP.
+    pub asn: Option<u32>,
 }
 
 /// An exact decimal amount such as `"50.00"`: parsed into minor units of
@@ -342,6 +356,13 @@ pub struct EventRequest {
     pub deposit_event_id: Option<String>,
     pub flag: Option<String>,
     pub active: Option<bool>,
+    /// The player's IP as the brand saw it (fraud signals).
+    pub ip: Option<String>,
+    /// The player's device fingerprint, computed like the edge's (fraud
+    /// signals: 32 hex characters).
+    pub device_fingerprint: Option<String>,
+    /// Autonomous system number of `ip`, if the brand knows it.
+    pub asn: Option<u32>,
 }
 
 /// Parses RFC 3339 (`2026-11-20T10:00:00Z`, `…+01:00`, fractional seconds)
@@ -537,6 +558,30 @@ impl EventRequest {
             None => Some(None),
             Some(r) => f.take("player_ref", parse_id(r)).map(Some),
         };
+        let ip = match self.ip.as_deref() {
+            None => Some(None),
+            Some(t) => f
+                .take(
+                    "ip",
+                    t.parse::<std::net::IpAddr>().map_err(|_| {
+                        format!(
+                            "must be an IPv4 or IPv6 address, got {:?}",
+                            t.chars().take(64).collect::<String>()
+                        )
+                    }),
+                )
+                .map(Some),
+        };
+        let device_fingerprint = match self.device_fingerprint.as_deref() {
+            None => Some(None),
+            Some(t) => f
+                .take(
+                    "device_fingerprint",
+                    clickstitch_shared::fingerprint::Hash128::parse(t)
+                        .map_err(|_| "must be 32 lower-case hex characters".to_owned()),
+                )
+                .map(Some),
+        };
         let kind = match self.event_type.as_deref() {
             None => {
                 f.0.push(Problem::new("type", "is required"));
@@ -697,10 +742,22 @@ impl EventRequest {
                 None
             }
         };
-        match (event_id, player, occurred_at_ms, kind) {
-            (Some(event_id), Some(brand_player_id), Some(occurred_at_ms), Some(kind))
-                if f.0.is_empty() =>
-            {
+        match (
+            event_id,
+            player,
+            occurred_at_ms,
+            kind,
+            ip,
+            device_fingerprint,
+        ) {
+            (
+                Some(event_id),
+                Some(brand_player_id),
+                Some(occurred_at_ms),
+                Some(kind),
+                Some(ip),
+                Some(device_fingerprint),
+            ) if f.0.is_empty() => {
                 let player_ref = match &kind {
                     EventKind::Registration { player_ref, .. } => player_ref.clone(),
                     _ => self.player_ref.clone(),
@@ -716,6 +773,11 @@ impl EventRequest {
                     source,
                     payload_sha256,
                     payload,
+                    device: DeviceContext {
+                        ip,
+                        device_fingerprint,
+                        asn: self.asn,
+                    },
                 })
             }
             _ => Err(f.0),

@@ -20,9 +20,13 @@ use crate::catalog::Catalog;
 use crate::click_index::ClickIndex;
 use crate::config::{AttributionSettings, IngestSettings, Secrets, Settings};
 use crate::conversions::Conversions;
+use crate::fraud::{FraudPolicies, Scorer};
+use crate::fraud_job::FraudJob;
 use crate::ingest::TimePolicy;
 use crate::keys::Keys;
-use crate::routes::{admin, clicks, edge_links, events, health, postback};
+use crate::metrics::Metrics;
+use crate::quarantine::Quarantine;
+use crate::routes::{admin, clicks, edge_links, events, fraud, health, metrics, postback};
 use crate::stitching::Stitcher;
 use crate::store::writer::{ClickWriter, WriterConfig, WriterTask};
 use crate::store::{Lookups, Store};
@@ -44,6 +48,10 @@ pub struct Inner {
     pub conversions: Conversions,
     /// Recent clicks (fed by click ingest, read by stitching).
     pub clicks: Arc<ClickIndex>,
+    /// Fraud scoring, held entities and reviews.
+    pub quarantine: Arc<Quarantine>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// The click writer.
     pub writer: ClickWriter,
     /// Secrets.
@@ -61,6 +69,16 @@ impl AppState {
     /// The recent-click index.
     pub fn clicks(&self) -> &ClickIndex {
         &self.0.clicks
+    }
+
+    /// Fraud scoring and review.
+    pub fn quarantine(&self) -> &Quarantine {
+        &self.0.quarantine
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
 
     /// The API keys.
@@ -139,10 +157,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route(
             "/players/{player_id}/attribution",
             get(events::get_attribution),
+        )
+        .route("/fraud/quarantine", get(fraud::list))
+        .route(
+            "/fraud/quarantine/{kind}/{id}/decision",
+            post(fraud::decide),
         );
     let api = api.merge(crate::routes::commissions::api_routes());
     Router::new()
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
         .nest("/admin/v1", admin)
         .nest("/edge/v1", edge)
         .nest("/api/v1", api)
@@ -165,6 +189,8 @@ pub struct Application {
     max_body_bytes: usize,
     /// The background commission job and its interval, when enabled here.
     commission_job: Option<(crate::commission_job::CommissionJob, Duration)>,
+    /// The fraud job and its interval.
+    fraud_job: (FraudJob, Duration),
 }
 
 impl Application {
@@ -224,10 +250,42 @@ impl Application {
                 .await
                 .context("warming the recent-click index")?,
         );
+        let metrics = Arc::new(Metrics::new());
+        let fraud = &settings.fraud;
+        let policies = FraudPolicies::load_dir(&fraud.policy_dir).with_context(|| {
+            format!("loading fraud policies from {}", fraud.policy_dir.display())
+        })?;
+        let quarantine = Arc::new(Quarantine::new(
+            Scorer::new(Arc::new(policies), fraud.capacity()),
+            store.clone(),
+            Arc::clone(&metrics),
+            attribution.filter_capacity,
+            attribution.single_instance,
+        ));
+        quarantine
+            .load(crate::clock::now_ms())
+            .await
+            .context("loading the fraud state")?;
+        let fraud_job = (
+            FraudJob::new(
+                Arc::clone(&quarantine),
+                Arc::clone(&metrics),
+                fraud.policy_dir.clone(),
+                !attribution.single_instance,
+            ),
+            Duration::from_secs(fraud.job_interval_secs.max(1)),
+        );
         let conversions = Conversions::new(
             lookups.clone(),
             event_writer,
-            Stitcher::new(store.clone(), lookups, rules, Arc::clone(&clicks)),
+            Stitcher::new(
+                store.clone(),
+                lookups,
+                rules,
+                Arc::clone(&clicks),
+                Arc::clone(&quarantine),
+            ),
+            Arc::clone(&quarantine),
             attribution.filter_capacity,
             attribution.single_instance,
         );
@@ -258,6 +316,8 @@ impl Application {
             keys,
             conversions,
             clicks,
+            quarantine,
+            metrics,
             writer,
             secrets,
             ingest: settings.ingest.clone(),
@@ -271,6 +331,7 @@ impl Application {
             reload_every: Duration::from_secs(settings.attribution.reload_secs.max(1)),
             max_body_bytes: settings.server.max_body_bytes,
             commission_job,
+            fraud_job,
         })
     }
 
@@ -294,6 +355,7 @@ impl Application {
             max_body_bytes,
             port,
             commission_job,
+            fraud_job,
         } = self;
         tracing::info!(port, "aggregator listening");
         let (stop_jobs, mut jobs_stopped) = tokio::sync::watch::channel(false);
@@ -306,6 +368,11 @@ impl Application {
                 let _ = commission_stopped.changed().await;
             }))
         });
+        let mut fraud_stopped = stop_jobs.subscribe();
+        let (fraud_job, fraud_every) = fraud_job;
+        let fraud_task = tokio::spawn(fraud_job.run_until_stopped(fraud_every, async move {
+            let _ = fraud_stopped.changed().await;
+        }));
         let app = router(state, max_body_bytes);
         let drainers: Vec<_> = writer_tasks.iter().map(WriterTask::drainer).collect();
         let shutdown = async move {
@@ -324,6 +391,9 @@ impl Application {
         }
         if let Err(e) = reload_job.await {
             tracing::error!(error = %e, "rules reload job failed");
+        }
+        if let Err(e) = fraud_task.await {
+            tracing::error!(error = %e, "fraud job failed");
         }
         if let Some(task) = commission_task {
             if let Err(e) = task.await {

@@ -24,6 +24,7 @@ use crate::bounded::BoundedMap;
 use crate::catalog::Catalog;
 use crate::click_index::ClickIndex;
 use crate::events::{BrandEvent, BrandPlayerId, EventKind, KycStatus, PlayerId};
+use crate::quarantine::{EntityKind, Quarantine};
 use crate::store::queries::FingerprintKey;
 use crate::store::rows::{AttributionRow, ClickSummaryRow};
 use crate::store::{Lookups, Store, StoreError};
@@ -33,6 +34,9 @@ use crate::store::{Lookups, Store, StoreError};
 pub struct Stitched {
     /// The row for `attributions`.
     pub row: AttributionRow,
+    /// The latest credited click (fraud scoring compares the registration
+    /// with it), if any.
+    pub last_click: Option<ClickSummaryRow>,
 }
 
 impl Stitched {
@@ -111,6 +115,7 @@ impl TryFrom<ClickSummaryRow> for FoundClick {
             device_fingerprint: Hash128::parse(&r.device_fingerprint).map_err(|e| e.to_string())?,
             is_bot: r.is_bot != 0,
             is_duplicate: r.is_duplicate != 0,
+            quarantined: false,
         })
     }
 }
@@ -136,6 +141,7 @@ pub struct Stitcher {
     lookups: Lookups,
     rules: Arc<RulesStore>,
     clicks: Arc<ClickIndex>,
+    quarantine: Arc<Quarantine>,
     cache: StdMutex<BoundedMap<(BrandId, String), AttributionRow>>,
 }
 
@@ -147,12 +153,14 @@ impl Stitcher {
         lookups: Lookups,
         rules: Arc<RulesStore>,
         clicks: Arc<ClickIndex>,
+        quarantine: Arc<Quarantine>,
     ) -> Self {
         Self {
             store,
             lookups,
             rules,
             clicks,
+            quarantine,
             cache: StdMutex::new(BoundedMap::new(CACHE_CAPACITY)),
         }
     }
@@ -233,14 +241,17 @@ impl Stitcher {
         for found in futures_util::future::join_all(lookups).await {
             rows.extend(found?);
         }
-        let mut clicks = found(rows);
+        let mut summaries = rows;
+        let mut clicks = found(summaries.clone());
         let missing: Vec<ClickId> = click_ids
             .iter()
             .filter(|id| !clicks.iter().any(|c| c.click_id == **id))
             .copied()
             .collect();
         if !missing.is_empty() {
-            clicks.extend(found(self.store.find_clicks_anywhere(&missing).await?));
+            let rows = self.store.find_clicks_anywhere(&missing).await?;
+            clicks.extend(found(rows.clone()));
+            summaries.extend(rows);
         }
         let query = fingerprint_query(&registration, &clicks, &rules).filter(|q| {
             !self
@@ -255,13 +266,20 @@ impl Stitcher {
                 to_ms: q.to_ms,
                 limit: q.limit,
             };
-            clicks.extend(found(
-                self.lookups
-                    .fingerprints
-                    .get(key)
-                    .await?
-                    .unwrap_or_default(),
-            ));
+            let rows = self
+                .lookups
+                .fingerprints
+                .get(key)
+                .await?
+                .unwrap_or_default();
+            clicks.extend(found(rows.clone()));
+            summaries.extend(rows);
+        }
+        // Clicks held by fraud review are never credited.
+        for c in &mut clicks {
+            c.quarantined =
+                self.quarantine
+                    .is_held(c.brand_id, EntityKind::Click, &c.click_id.to_string());
         }
         let accounts = clicks
             .iter()
@@ -279,9 +297,12 @@ impl Stitcher {
                 KycStatus::Pending => {}
             }
         }
-        Ok(Stitched {
-            row: to_row(event, &decision, now_ms),
-        })
+        let row = to_row(event, &decision, now_ms);
+        let last_click = summaries
+            .into_iter()
+            .filter(|c| row.credit_click_ids.contains(&c.click_id))
+            .max_by_key(|c| c.clicked_at_ms);
+        Ok(Stitched { row, last_click })
     }
 
     /// Applies a KYC decision to the player's attribution; None when the
@@ -314,7 +335,10 @@ impl Stitcher {
         row.decided_at = crate::clock::secs(now_ms);
         row.decided_at_ms = now_ms;
         row.version = now_ms.max(row.version + 1);
-        Ok(Some(Stitched { row }))
+        Ok(Some(Stitched {
+            row,
+            last_click: None,
+        }))
     }
 
     /// The global id of a brand's player, if the player registered.

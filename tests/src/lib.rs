@@ -72,6 +72,7 @@ fn settings(ch: &ClickHouseServer, database: &str, port: u16) -> Settings {
     s.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
     s.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
     s.attribution.rules_dir = clickstitch_testkit::workerd::repo_root().join("config/attribution");
+    s.fraud.policy_dir = clickstitch_testkit::workerd::repo_root().join("config/fraud");
     s
 }
 

@@ -88,6 +88,9 @@ pub struct FoundClick {
     pub is_bot: bool,
     /// A repeat of the same visitor on the same link within the hour.
     pub is_duplicate: bool,
+    /// Held by fraud scoring (quarantined and not approved, or rejected):
+    /// never credited; listed among the excluded touchpoints.
+    pub quarantined: bool,
 }
 
 impl FoundClick {
@@ -109,6 +112,7 @@ impl From<&Click> for FoundClick {
             device_fingerprint: c.device_fingerprint,
             is_bot: c.bot.is_bot(),
             is_duplicate: c.is_duplicate,
+            quarantined: false,
         }
     }
 }
@@ -242,6 +246,9 @@ pub enum Ineligibility {
         /// The account.
         account: AffiliateId,
     },
+    /// The click is quarantined by fraud scoring (awaiting review) or was
+    /// rejected as fraud.
+    QuarantinedForFraud,
 }
 
 /// A touchpoint that received no credit because of eligibility rules.
@@ -787,6 +794,9 @@ fn ineligibility(
     rules: &Eligibility,
     traffic: &TrafficTypes,
 ) -> Option<Ineligibility> {
+    if click.quarantined {
+        return Some(Ineligibility::QuarantinedForFraud);
+    }
     let accounts = click
         .sub_affiliate_id
         .into_iter()

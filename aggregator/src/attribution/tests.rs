@@ -62,6 +62,7 @@ fn click_at(salt: u8, ms: u64, a: u128) -> FoundClick {
         device_fingerprint: fp(1),
         is_bot: false,
         is_duplicate: false,
+        quarantined: false,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::auth::EdgeCaller;
 use crate::clock::{now_ms, secs};
 use crate::error::{ApiError, Problem};
 use crate::ingest::{parse_batch, RecordKind, Rejection};
+use crate::metrics::ClickVerdict;
 use crate::startup::AppState;
 use crate::store::rows::{ClickRow, ClickSummaryRow, GeoBlockRow};
 use crate::store::writer::WriteBatch;
@@ -52,9 +53,10 @@ pub async fn ingest_clicks(
 
     let received_at = secs(now);
     let mut batch = WriteBatch::default();
+    let mut accepted_clicks = Vec::with_capacity(clicks.len());
     for ((index, click), problem) in click_indices.into_iter().zip(clicks).zip(click_checks) {
         match problem {
-            None => batch.clicks.push(ClickRow::from_click(click, received_at)),
+            None => accepted_clicks.push(click),
             Some(why) => parsed.rejected.push(Rejection {
                 kind: RecordKind::Click,
                 index,
@@ -77,6 +79,48 @@ pub async fn ingest_clicks(
         }
     }
 
+    // Fraud scoring, in click order; clicks stored earlier that a window
+    // crossing now covers are re-flagged before this batch is acknowledged.
+    let scored = state.quarantine().score_clicks(&accepted_clicks, now);
+    if !scored.escalations.is_empty() {
+        let skip = accepted_clicks
+            .iter()
+            .map(|c| c.click_id.to_string())
+            .collect();
+        state
+            .quarantine()
+            .escalate(&scored.escalations, &skip, now)
+            .await?;
+    }
+    let quarantined = scored.quarantined_ids();
+    let verdicts: Vec<(clickstitch_shared::BrandId, ClickVerdict)> = accepted_clicks
+        .iter()
+        .map(|c| {
+            let verdict = if c.bot.is_bot() {
+                ClickVerdict::Bot
+            } else if quarantined.contains(&c.click_id.to_string()) {
+                ClickVerdict::Quarantined
+            } else if c.is_duplicate {
+                ClickVerdict::Duplicate
+            } else {
+                ClickVerdict::Human
+            };
+            (c.brand_id, verdict)
+        })
+        .chain(batch.geo_blocks.iter().map(|b| {
+            (
+                clickstitch_shared::BrandId::from(b.brand_id),
+                ClickVerdict::GeoBlocked,
+            )
+        }))
+        .collect();
+    batch.clicks = accepted_clicks
+        .into_iter()
+        .map(|c| ClickRow::from_click(c, received_at))
+        .collect();
+    batch.fraud_scores = scored.rows;
+    let fraud_rows = batch.fraud_scores.clone();
+
     let accepted = Accepted {
         clicks: batch.clicks.len(),
         geo_blocks: batch.geo_blocks.len(),
@@ -87,8 +131,13 @@ pub async fn ingest_clicks(
         .write(batch)
         .await
         .map_err(|e| ApiError::from(StoreError::from_shared(e)))?;
-    // Durable now: stitching may find them in memory.
+    // Durable now: stitching may find them in memory, and held clicks are
+    // excluded from attribution.
     state.clicks().observe(summaries);
+    state.quarantine().hold(&fraud_rows);
+    for (brand, verdict) in verdicts {
+        state.metrics().click(brand, verdict);
+    }
 
     let nothing_accepted = accepted.clicks + accepted.geo_blocks == 0;
     let status = if nothing_accepted && !parsed.rejected.is_empty() {

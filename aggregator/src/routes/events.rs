@@ -24,7 +24,15 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Submits a validated event and shapes the answer.
 pub async fn submit(state: &AppState, event: BrandEvent) -> Result<Response, ApiError> {
-    match state.conversions().submit(state.catalog(), event).await {
+    let started = std::time::Instant::now();
+    let event_type = event.kind.type_name();
+    let result = state.conversions().submit(state.catalog(), event).await;
+    if result.is_ok() {
+        state
+            .metrics()
+            .conversion_latency(event_type, started.elapsed());
+    }
+    match result {
         Ok(Submitted {
             replayed: false,
             response,

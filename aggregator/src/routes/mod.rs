@@ -6,5 +6,7 @@ pub mod clicks;
 pub mod commissions;
 pub mod edge_links;
 pub mod events;
+pub mod fraud;
 pub mod health;
+pub mod metrics;
 pub mod postback;

@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "commissions",
         sql: include_str!("../../migrations/0004_commissions.sql"),
     },
+    Migration {
+        version: 5,
+        name: "fraud",
+        sql: include_str!("../../migrations/0005_fraud.sql"),
+    },
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

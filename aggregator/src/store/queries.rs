@@ -36,7 +36,7 @@ fn keep_valid<R, T: TryFrom<R, Error = CorruptRow>>(rows: Vec<R>) -> Vec<T> {
 }
 
 impl Store {
-    async fn insert_one<R>(&self, table: &str, row: &R) -> Result<(), StoreError>
+    pub(super) async fn insert_one<R>(&self, table: &str, row: &R) -> Result<(), StoreError>
     where
         R: clickhouse::RowOwned + clickhouse::RowWrite,
     {

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::fraud::FraudScoreRow;
 use super::rows::{AttributionRow, ClickRow, GeoBlockRow, PlayerEventRow, PlayerRow};
 use super::{retry, Store, StoreError};
 
@@ -58,6 +59,8 @@ pub struct WriteBatch {
     pub players: Vec<PlayerRow>,
     /// Rows for `attributions`.
     pub attributions: Vec<AttributionRow>,
+    /// Rows for `fraud_scores`.
+    pub fraud_scores: Vec<FraudScoreRow>,
 }
 
 impl WriteBatch {
@@ -67,6 +70,7 @@ impl WriteBatch {
             + self.events.len()
             + self.players.len()
             + self.attributions.len()
+            + self.fraud_scores.len()
     }
 }
 
@@ -239,12 +243,13 @@ async fn insert_group(store: &Store, group: &[Pending]) -> Result<(), StoreError
     }
     // One INSERT per table, all at once; the group is acknowledged only
     // when every one of them has succeeded.
-    let (clicks, blocks, players, attributions, events) = (
+    let (clicks, blocks, players, attributions, events, scores) = (
         rows(group, |b| &b.clicks),
         rows(group, |b| &b.geo_blocks),
         rows(group, |b| &b.players),
         rows(group, |b| &b.attributions),
         rows(group, |b| &b.events),
+        rows(group, |b| &b.fraud_scores),
     );
     tokio::try_join!(
         insert_rows(store, "clicks", &clicks),
@@ -252,6 +257,7 @@ async fn insert_group(store: &Store, group: &[Pending]) -> Result<(), StoreError
         insert_rows(store, "players", &players),
         insert_rows(store, "attributions", &attributions),
         insert_rows(store, "player_events", &events),
+        insert_rows(store, "fraud_scores", &scores),
     )?;
     Ok(())
 }

@@ -106,6 +106,7 @@ async fn a_restarted_aggregator_loads_the_catalogue_from_clickhouse() {
     settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
     settings.auth.operator_token = Some(crate::helpers::OPERATOR_TOKEN.to_owned().into());
     settings.attribution.rules_dir = crate::helpers::rules_dir();
+    settings.fraud.policy_dir = crate::helpers::fraud_dir();
     let second = clickstitch_aggregator::startup::Application::build(settings)
         .await
         .expect("build");

@@ -68,6 +68,10 @@ pub fn rules_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/attribution")
 }
 
+pub fn fraud_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/fraud")
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
@@ -109,6 +113,12 @@ async fn start(ch: Ch, database: String, tweak: impl FnOnce(&mut Settings)) -> T
     settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
     settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
     settings.attribution.rules_dir = rules_dir();
+    settings.fraud.policy_dir = rules_dir().parent().expect("config dir").join("fraud");
+    let small = clickstitch_aggregator::fraud::Capacity::small();
+    settings.fraud.click_keys = small.click_keys;
+    settings.fraud.registration_keys = small.registration_keys;
+    settings.fraud.deposit_keys = small.deposit_keys;
+    settings.fraud.affiliate_keys = small.affiliate_keys;
     tweak(&mut settings);
     let app = Application::build(settings)
         .await

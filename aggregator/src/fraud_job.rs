@@ -1,0 +1,95 @@
+//! The fraud job: keeps the scorer's configuration and window state
+//! current while the aggregator runs.
+//!
+//! Each run re-reads the fraud policy directory (a bad file keeps the
+//! previous policies and is logged), and — when several instances share the
+//! traffic (`attribution.single_instance = false`) — rebuilds the window
+//! baselines from ClickHouse so that each instance counts the others'
+//! clicks and registrations (stale by at most the interval plus the
+//! baseline lag). It also publishes the window tables' fill to /metrics.
+//! Owns scheduling only; the work is [`Quarantine::absorb_baselines`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::clock::now_ms;
+use crate::fraud::FraudPolicies;
+use crate::metrics::Metrics;
+use crate::quarantine::Quarantine;
+
+/// The fraud job.
+#[derive(Debug)]
+pub struct FraudJob {
+    quarantine: Arc<Quarantine>,
+    metrics: Arc<Metrics>,
+    policy_dir: PathBuf,
+    shared_traffic: bool,
+}
+
+impl FraudJob {
+    /// A job for `quarantine`; `shared_traffic` when other instances take
+    /// part of the traffic.
+    pub fn new(
+        quarantine: Arc<Quarantine>,
+        metrics: Arc<Metrics>,
+        policy_dir: PathBuf,
+        shared_traffic: bool,
+    ) -> Self {
+        Self {
+            quarantine,
+            metrics,
+            policy_dir,
+            shared_traffic,
+        }
+    }
+
+    /// One run at `now_ms`.
+    pub async fn run_once(&self, now_ms: u64) -> anyhow::Result<()> {
+        let policies = FraudPolicies::load_dir(&self.policy_dir).with_context(|| {
+            format!(
+                "reloading fraud policies from {}",
+                self.policy_dir.display()
+            )
+        });
+        match policies {
+            Ok(p) => self.quarantine.scorer().replace_policies(Arc::new(p)),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "fraud policies not reloaded; the previous ones stay active"
+            ),
+        }
+        if self.shared_traffic {
+            self.quarantine
+                .absorb_baselines(now_ms)
+                .await
+                .context("rebuilding fraud window baselines")?;
+        }
+        for t in self.quarantine.scorer().table_stats() {
+            self.metrics
+                .set_fraud_window_state(t.name, t.keys, t.capacity, t.evictions);
+        }
+        Ok(())
+    }
+
+    /// Runs every `every` until `shutdown` completes.
+    pub async fn run_until_stopped(self, every: Duration, shutdown: impl Future<Output = ()>) {
+        let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = ticks.tick() => {
+                    if let Err(e) = self.run_once(now_ms()).await {
+                        tracing::error!(error = format!("{e:#}"), "fraud job run failed");
+                    }
+                }
+            }
+        }
+        tracing::info!("fraud job stopped");
+    }
+}

@@ -1,0 +1,1026 @@
+//! Quarantine: fraud scoring where clicks and conversions arrive, the
+//! entities held for review, and the operators' decisions.
+//!
+//! Owns the IO around the pure [`crate::fraud`] engine: turning clicks and
+//! brand events into scorer facts, the `fraud_scores` rows that explain
+//! every score, escalations (re-flagging earlier entities a window signal
+//! now covers), the in-memory book of held entities (loaded from ClickHouse
+//! at startup, consulted by stitching so that a held click is never
+//! credited), the review decisions, the commission holds read by the
+//! commission job, and the window baselines rebuilt from ClickHouse.
+//! Must not decide attribution or commission amounts: it only says what is
+//! held and what was confirmed as fraud.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use clickstitch_shared::bot::BotVerdict;
+use clickstitch_shared::fingerprint::Hash128;
+use clickstitch_shared::{AffiliateId, BrandId, Click, ClickId, CountryCode, ShortCode};
+
+use crate::bounded::BoundedMap;
+use crate::events::{BrandEvent, EventKind};
+use crate::fraud::{
+    aligned_cutoff, AffiliateBaselineRow, ClickBaselineRow, ClickContext, ClickFacts, Escalation,
+    EscalationScope, FirstDepositBaselineRow, FirstDepositFacts, RegistrationBaselineRow,
+    RegistrationFacts, Score, Scorer, SignalHit,
+};
+use crate::metrics::{Metrics, ScoredKind};
+use crate::presence::PresenceFilter;
+use crate::store::fraud::{first_decisions, kind, FraudReviewRow, FraudScoreRow};
+use crate::store::rows::ClickSummaryRow;
+use crate::store::{Store, StoreError};
+
+/// What was scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    /// A click (id: the click id).
+    Click,
+    /// A registration (id: the brand's event id).
+    Registration,
+    /// A first deposit (id: the brand's event id).
+    FirstDeposit,
+}
+
+impl EntityKind {
+    /// The stored `Enum8` value.
+    pub fn code(self) -> i8 {
+        match self {
+            Self::Click => kind::CLICK,
+            Self::Registration => kind::REGISTRATION,
+            Self::FirstDeposit => kind::FIRST_DEPOSIT,
+        }
+    }
+
+    /// From the stored value.
+    pub fn from_code(code: i8) -> Option<Self> {
+        match code {
+            kind::CLICK => Some(Self::Click),
+            kind::REGISTRATION => Some(Self::Registration),
+            kind::FIRST_DEPOSIT => Some(Self::FirstDeposit),
+            _ => None,
+        }
+    }
+
+    /// The name used in the API and in ClickHouse.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Click => "click",
+            Self::Registration => "registration",
+            Self::FirstDeposit => "first_deposit",
+        }
+    }
+
+    /// From the API's name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "click" => Some(Self::Click),
+            "registration" => Some(Self::Registration),
+            "first_deposit" => Some(Self::FirstDeposit),
+            _ => None,
+        }
+    }
+
+    fn metric(self) -> ScoredKind {
+        match self {
+            Self::Click => ScoredKind::Click,
+            Self::Registration => ScoredKind::Registration,
+            Self::FirstDeposit => ScoredKind::FirstDeposit,
+        }
+    }
+}
+
+/// An operator's verdict on a held entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Released: attribution and commission proceed.
+    Approved,
+    /// Confirmed fraud: excluded for good, commission clawed back.
+    Rejected,
+}
+
+impl Verdict {
+    fn code(self) -> i8 {
+        match self {
+            Self::Approved => 1,
+            Self::Rejected => 2,
+        }
+    }
+
+    fn from_code(code: i8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Approved),
+            2 => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+
+    /// The API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Where a held entity stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Review {
+    Pending,
+    Decided(Verdict),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    score: u8,
+    review: Review,
+}
+
+type Key = (BrandId, EntityKind, String);
+
+/// A player's fraud standing for the commission job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommissionHold {
+    /// The registration or first deposit awaits review: nothing is earned
+    /// until an operator decides (earlier accruals are reversed meanwhile).
+    Pending,
+    /// Confirmed fraud: every commission of the player is clawed back.
+    Rejected {
+        /// The review (the clawback's source event is `fraud-review:<id>`).
+        review_id: Uuid,
+        /// When it was decided.
+        decided_at_ms: u64,
+    },
+}
+
+/// Players held for commission purposes, by `(brand, brand player id)`.
+pub type CommissionHolds = HashMap<(Uuid, String), CommissionHold>;
+
+/// Why a review decision was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// Nothing with this id is quarantined for this brand.
+    #[error("no quarantined {kind} {id:?} for this brand")]
+    NotQuarantined {
+        /// The kind asked for.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// A decision was already taken.
+    #[error("{kind} {id:?} was already {verdict} by {reviewer}")]
+    AlreadyDecided {
+        /// The kind.
+        kind: &'static str,
+        /// The id.
+        id: String,
+        /// The earlier verdict.
+        verdict: &'static str,
+        /// Who took it.
+        reviewer: String,
+    },
+    /// Storage failed; nothing was decided.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome of scoring a batch of clicks.
+#[derive(Debug, Default)]
+pub struct ScoredClicks {
+    /// Rows for `fraud_scores` (clicks with a score above zero, and clicks
+    /// of the batch re-flagged by a later click of the same batch).
+    pub rows: Vec<FraudScoreRow>,
+    /// Escalations to apply to clicks stored earlier, with the id of the
+    /// click that caused each.
+    pub escalations: Vec<(Escalation, String)>,
+}
+
+impl ScoredClicks {
+    /// Whether the click at `index` of the batch is quarantined.
+    pub fn quarantined_ids(&self) -> HashSet<String> {
+        self.rows
+            .iter()
+            .filter(|r| r.quarantined == 1)
+            .map(|r| r.entity_id.clone())
+            .collect()
+    }
+}
+
+/// The quarantine service.
+#[derive(Debug)]
+pub struct Quarantine {
+    scorer: Scorer,
+    store: Store,
+    metrics: Arc<Metrics>,
+    held: StdMutex<HashMap<Key, Held>>,
+    /// Players with a stored deposit (warmed at startup; trusted to prove
+    /// "first deposit" only when `authoritative`).
+    depositors: PresenceFilter,
+    authoritative: bool,
+    decisions: tokio::sync::Mutex<()>,
+    /// Recent registrations that scored above zero (carried into the
+    /// first deposit's score).
+    registration_scores: StdMutex<BoundedMap<(BrandId, String), u8>>,
+}
+
+fn secs(ms: u64) -> u32 {
+    u32::try_from(ms / 1000).unwrap_or(u32::MAX)
+}
+
+fn signals_json(hits: &[SignalHit]) -> String {
+    serde_json::to_string(hits).unwrap_or_else(|_| "[]".into())
+}
+
+fn click_facts(c: &Click) -> ClickFacts {
+    ClickFacts {
+        brand_id: c.brand_id,
+        link_code: c.link_code.clone(),
+        affiliate_id: c.affiliate_id,
+        ip: c.ip,
+        asn: c.asn,
+        country: c.country,
+        bot: match c.bot {
+            BotVerdict::Human => None,
+            BotVerdict::Bot(reason) => Some(reason),
+        },
+        clicked_at_ms: c.clicked_at_ms(),
+    }
+}
+
+impl Quarantine {
+    /// A service scoring with `scorer`; `depositor_capacity` sizes the
+    /// first-deposit filter; `authoritative` says this instance sees every
+    /// event (see `attribution.single_instance`).
+    pub fn new(
+        scorer: Scorer,
+        store: Store,
+        metrics: Arc<Metrics>,
+        depositor_capacity: usize,
+        authoritative: bool,
+    ) -> Self {
+        Self {
+            scorer,
+            store,
+            metrics,
+            held: StdMutex::new(HashMap::new()),
+            depositors: PresenceFilter::with_capacity(depositor_capacity),
+            authoritative,
+            decisions: tokio::sync::Mutex::new(()),
+            registration_scores: StdMutex::new(BoundedMap::new(1_000_000)),
+        }
+    }
+
+    /// The scorer (window state, policies).
+    pub fn scorer(&self) -> &Scorer {
+        &self.scorer
+    }
+
+    /// Loads the held entities and their decisions, the depositors (when
+    /// authoritative) and the window baselines from ClickHouse.
+    pub async fn load(&self, now_ms: u64) -> Result<(), StoreError> {
+        let scores = self.store.quarantined_scores().await?;
+        let reviews = first_decisions(self.store.reviews().await?);
+        {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.clear();
+            for r in scores {
+                let (Some(kind), brand) = (
+                    EntityKind::from_code(r.entity_kind),
+                    BrandId::from(r.brand_id),
+                ) else {
+                    continue;
+                };
+                let review = reviews
+                    .get(&(r.brand_id, r.entity_kind, r.entity_id.clone()))
+                    .and_then(|d| Verdict::from_code(d.decision))
+                    .map_or(Review::Pending, Review::Decided);
+                held.insert(
+                    (brand, kind, r.entity_id),
+                    Held {
+                        score: r.score,
+                        review,
+                    },
+                );
+            }
+        }
+        if self.authoritative {
+            self.store
+                .each_depositor(|brand, player| {
+                    self.depositors
+                        .insert(&(BrandId::from(brand), player.as_str()));
+                })
+                .await?;
+        }
+        self.absorb_baselines(now_ms).await
+    }
+
+    /// Rebuilds the window baselines from what ClickHouse holds before a
+    /// bucket-aligned cutoff (startup; periodically with several
+    /// instances, so that each sees the others' traffic).
+    pub async fn absorb_baselines(&self, now_ms: u64) -> Result<(), StoreError> {
+        /// Time from scoring to the row being readable (group commit).
+        const LAG_MS: u64 = 120_000;
+        let plan = self.scorer.baseline_plan();
+        let cutoff = aligned_cutoff(now_ms, LAG_MS, plan.click_bucket_ms);
+        let clicks = self
+            .store
+            .click_counts_between(cutoff.saturating_sub(plan.click_lookback_ms), cutoff)
+            .await?;
+        self.scorer.absorb_click_baseline(
+            cutoff,
+            clicks.into_iter().filter_map(|r| {
+                Some(ClickBaselineRow {
+                    brand_id: BrandId::from(r.brand_id),
+                    link_code: ShortCode::parse(&r.link_code).ok()?,
+                    ip: r.ip.parse().ok()?,
+                    bucket_start_ms: r.minute_ms,
+                    clicks: u32::try_from(r.clicks).unwrap_or(u32::MAX),
+                })
+            }),
+        );
+        let regs = self
+            .store
+            .scored_between(
+                None,
+                kind::REGISTRATION,
+                now_ms.saturating_sub(
+                    plan.registration_lookback_ms
+                        .max(plan.affiliate_lookback_ms),
+                ),
+                now_ms,
+            )
+            .await?;
+        let reg_from = now_ms.saturating_sub(plan.registration_lookback_ms);
+        self.scorer.absorb_registration_baseline(
+            regs.iter()
+                .filter(|r| r.occurred_at_ms >= reg_from)
+                .map(|r| RegistrationBaselineRow {
+                    brand_id: BrandId::from(r.brand_id),
+                    brand_player_id: r.brand_player_id.clone(),
+                    registered_at_ms: r.occurred_at_ms,
+                    ip: r.ip.parse().ok(),
+                    device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
+                }),
+        );
+        let aff_cutoff = aligned_cutoff(now_ms, LAG_MS, plan.affiliate_bucket_ms);
+        let mut per_affiliate: HashMap<(Uuid, Uuid, u64), (u32, u32)> = HashMap::new();
+        for r in &regs {
+            let (Some(affiliate), true) = (r.affiliate_id, r.click_at_ms > 0) else {
+                continue;
+            };
+            if r.occurred_at_ms >= aff_cutoff {
+                continue;
+            }
+            let policy = self.scorer.policies().for_brand(BrandId::from(r.brand_id));
+            let long_ms = u64::from(policy.click_flooding.long_ctit_hours) * 3_600_000;
+            let bucket = r.occurred_at_ms / plan.affiliate_bucket_ms * plan.affiliate_bucket_ms;
+            let e = per_affiliate
+                .entry((r.brand_id, affiliate, bucket))
+                .or_default();
+            e.0 += 1;
+            if r.occurred_at_ms.saturating_sub(r.click_at_ms) > long_ms {
+                e.1 += 1;
+            }
+        }
+        self.scorer.absorb_affiliate_baseline(
+            aff_cutoff,
+            per_affiliate
+                .into_iter()
+                .map(
+                    |((brand, affiliate, bucket), (n, long))| AffiliateBaselineRow {
+                        brand_id: BrandId::from(brand),
+                        affiliate_id: AffiliateId::from(affiliate),
+                        bucket_start_ms: bucket,
+                        registrations: n,
+                        long_ctit: long,
+                    },
+                ),
+        );
+        let deposits = self
+            .store
+            .scored_between(
+                None,
+                kind::FIRST_DEPOSIT,
+                now_ms.saturating_sub(plan.deposit_lookback_ms),
+                now_ms,
+            )
+            .await?;
+        self.scorer
+            .absorb_first_deposit_baseline(deposits.iter().map(|r| FirstDepositBaselineRow {
+                brand_id: BrandId::from(r.brand_id),
+                brand_player_id: r.brand_player_id.clone(),
+                deposited_at_ms: r.occurred_at_ms,
+                device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
+            }));
+        Ok(())
+    }
+
+    fn threshold(&self, brand: BrandId) -> u8 {
+        self.scorer.policies().for_brand(brand).quarantine_threshold
+    }
+
+    /// Whether an entity is held (quarantined and not approved, or
+    /// rejected as fraud).
+    pub fn is_held(&self, brand: BrandId, kind: EntityKind, id: &str) -> bool {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.get(&(brand, kind, id.to_owned()))
+            .is_some_and(|h| h.review != Review::Decided(Verdict::Approved))
+    }
+
+    fn held_score(&self, brand: BrandId, kind: EntityKind, id: &str) -> Option<u8> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.get(&(brand, kind, id.to_owned())).map(|h| h.score)
+    }
+
+    /// Records stored rows: quarantined ones become held (pending review
+    /// unless already decided). Call once the rows are durable.
+    pub fn hold(&self, rows: &[FraudScoreRow]) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for r in rows.iter().filter(|r| r.quarantined == 1) {
+            let Some(kind) = EntityKind::from_code(r.entity_kind) else {
+                continue;
+            };
+            let entry = held
+                .entry((BrandId::from(r.brand_id), kind, r.entity_id.clone()))
+                .or_insert(Held {
+                    score: r.score,
+                    review: Review::Pending,
+                });
+            entry.score = entry.score.max(r.score);
+        }
+    }
+
+    fn record(&self, kind: EntityKind, score: &Score) {
+        self.metrics.fraud_score(kind.metric(), score.value);
+        if score.quarantined {
+            self.metrics.quarantined(kind.metric());
+        }
+    }
+
+    /// Scores a batch of accepted clicks (in order) and re-flags clicks of
+    /// the same batch that a later click's escalation covers.
+    pub fn score_clicks(&self, clicks: &[Click], now_ms: u64) -> ScoredClicks {
+        let facts: Vec<ClickFacts> = clicks.iter().map(click_facts).collect();
+        let mut rows: HashMap<usize, FraudScoreRow> = HashMap::new();
+        let mut escalations = Vec::new();
+        for (i, (click, f)) in clicks.iter().zip(&facts).enumerate() {
+            let score = self.scorer.score_click(f);
+            self.record(EntityKind::Click, &score);
+            if score.value > 0 {
+                rows.insert(i, self.click_row(click, &score, now_ms));
+            }
+            for e in &score.escalations {
+                let by = click.click_id.to_string();
+                for (j, earlier) in clicks[..i].iter().enumerate() {
+                    if e.covers_click(&facts[j]) {
+                        let row = rows
+                            .remove(&j)
+                            .unwrap_or_else(|| self.click_row(earlier, &no_score(), now_ms));
+                        rows.insert(j, self.escalate_row(row, e, &by, now_ms));
+                    }
+                }
+                escalations.push((e.clone(), by));
+            }
+        }
+        let mut rows: Vec<(usize, FraudScoreRow)> = rows.into_iter().collect();
+        rows.sort_by_key(|(i, _)| *i);
+        ScoredClicks {
+            rows: rows.into_iter().map(|(_, r)| r).collect(),
+            escalations,
+        }
+    }
+
+    fn click_row(&self, c: &Click, score: &Score, now_ms: u64) -> FraudScoreRow {
+        FraudScoreRow {
+            brand_id: c.brand_id.as_uuid(),
+            entity_kind: kind::CLICK,
+            entity_id: c.click_id.to_string(),
+            brand_player_id: String::new(),
+            affiliate_id: Some(c.affiliate_id.as_uuid()),
+            link_code: c.link_code.to_string(),
+            occurred_at: secs(c.clicked_at_ms()),
+            occurred_at_ms: c.clicked_at_ms(),
+            click_at_ms: c.clicked_at_ms(),
+            ip: c.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            device_fingerprint: c.device_fingerprint.to_string(),
+            score: score.value,
+            quarantined: u8::from(score.quarantined),
+            policy_version: score.policy_version.clone(),
+            signals: signals_json(&score.hits),
+            escalated_by: String::new(),
+            scored_at: secs(now_ms),
+            scored_at_ms: now_ms,
+        }
+    }
+
+    /// The row re-flagged by an escalation: at least the threshold,
+    /// quarantined, the escalation's signal added to the explanation.
+    fn escalate_row(
+        &self,
+        mut row: FraudScoreRow,
+        e: &Escalation,
+        by: &str,
+        now_ms: u64,
+    ) -> FraudScoreRow {
+        let brand = BrandId::from(row.brand_id);
+        let threshold = self.threshold(brand);
+        let mut hits: Vec<SignalHit> = serde_json::from_str(&row.signals).unwrap_or_default();
+        let points = threshold.saturating_sub(row.score);
+        hits.push(SignalHit {
+            signal: e.signal,
+            points,
+            detail: format!(
+                "escalated: the {} window crossed its limit with {by}",
+                e.signal.code()
+            ),
+        });
+        row.score = row.score.max(threshold);
+        row.quarantined = 1;
+        row.signals = signals_json(&hits);
+        if row.policy_version.is_empty() {
+            row.policy_version = self.scorer.policies().for_brand(brand).version.clone();
+        }
+        row.escalated_by = by.to_owned();
+        // Newer than the original score of this entity (ReplacingMergeTree
+        // keeps the newest `scored_at_ms`).
+        row.scored_at = secs(now_ms);
+        row.scored_at_ms = now_ms.max(row.scored_at_ms + 1);
+        row
+    }
+
+    /// Re-flags entities stored earlier that `escalations` cover (except
+    /// the ids in `skip`, handled in the caller's batch); stores the rows
+    /// and holds them. Rare: only when a window crosses its limit.
+    pub async fn escalate(
+        &self,
+        escalations: &[(Escalation, String)],
+        skip: &HashSet<String>,
+        now_ms: u64,
+    ) -> Result<Vec<FraudScoreRow>, StoreError> {
+        let mut out: HashMap<(Uuid, i8, String), FraudScoreRow> = HashMap::new();
+        for (e, by) in escalations {
+            let (brand, kind_code, candidates) = match &e.scope {
+                EscalationScope::LinkIp {
+                    brand_id,
+                    link_code,
+                    network,
+                }
+                | EscalationScope::LinkSubnet {
+                    brand_id,
+                    link_code,
+                    network,
+                } => {
+                    let clicks = self
+                        .store
+                        .link_clicks_between(
+                            brand_id.as_uuid(),
+                            link_code.as_str(),
+                            e.from_ms,
+                            e.to_ms,
+                        )
+                        .await?;
+                    let rows: Vec<FraudScoreRow> = clicks
+                        .into_iter()
+                        .filter(|c| c.ip.parse::<IpAddr>().is_ok_and(|ip| network.contains(ip)))
+                        .map(|c| FraudScoreRow {
+                            brand_id: brand_id.as_uuid(),
+                            entity_kind: kind::CLICK,
+                            entity_id: c.click_id.to_string(),
+                            brand_player_id: String::new(),
+                            affiliate_id: Some(c.affiliate_id),
+                            link_code: link_code.to_string(),
+                            occurred_at: secs(c.clicked_at_ms),
+                            occurred_at_ms: c.clicked_at_ms,
+                            click_at_ms: c.clicked_at_ms,
+                            ip: c.ip,
+                            device_fingerprint: String::new(),
+                            score: 0,
+                            quarantined: 0,
+                            policy_version: String::new(),
+                            signals: "[]".into(),
+                            escalated_by: String::new(),
+                            scored_at: 0,
+                            scored_at_ms: 0,
+                        })
+                        .collect();
+                    (*brand_id, kind::CLICK, rows)
+                }
+                EscalationScope::RegistrationIp { brand_id, .. }
+                | EscalationScope::RegistrationDevice { brand_id, .. }
+                | EscalationScope::AffiliateLongCtit { brand_id, .. } => {
+                    let rows = self
+                        .store
+                        .scored_between(
+                            Some(brand_id.as_uuid()),
+                            kind::REGISTRATION,
+                            e.from_ms,
+                            e.to_ms,
+                        )
+                        .await?
+                        .into_iter()
+                        .filter(|r| e.covers_registration(&registration_facts_of(r)))
+                        .collect();
+                    (*brand_id, kind::REGISTRATION, rows)
+                }
+                EscalationScope::DepositDevice { brand_id, .. } => {
+                    let rows = self
+                        .store
+                        .scored_between(
+                            Some(brand_id.as_uuid()),
+                            kind::FIRST_DEPOSIT,
+                            e.from_ms,
+                            e.to_ms,
+                        )
+                        .await?
+                        .into_iter()
+                        .filter(|r| {
+                            e.covers_first_deposit(&FirstDepositFacts {
+                                brand_id: *brand_id,
+                                brand_player_id: r.brand_player_id.clone(),
+                                deposited_at_ms: r.occurred_at_ms,
+                                device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
+                                registration_score: 0,
+                            })
+                        })
+                        .collect();
+                    (*brand_id, kind::FIRST_DEPOSIT, rows)
+                }
+            };
+            let candidates: Vec<FraudScoreRow> = candidates
+                .into_iter()
+                .filter(|r| !skip.contains(&r.entity_id) && r.entity_id != *by)
+                .collect();
+            // Start from each entity's newest stored score, if any.
+            let ids: Vec<String> = candidates.iter().map(|r| r.entity_id.clone()).collect();
+            let stored: HashMap<String, FraudScoreRow> = self
+                .store
+                .scores_of(brand.as_uuid(), kind_code, &ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.entity_id.clone(), r))
+                .collect();
+            for c in candidates {
+                let key = (c.brand_id, c.entity_kind, c.entity_id.clone());
+                let base = out
+                    .remove(&key)
+                    .or_else(|| stored.get(&c.entity_id).cloned())
+                    .unwrap_or(c);
+                if base.quarantined == 1
+                    && base.escalated_by.is_empty()
+                    && base.score >= self.threshold(brand)
+                {
+                    // Already quarantined on its own: nothing to add.
+                    out.insert(key, base);
+                    continue;
+                }
+                out.insert(key, self.escalate_row(base, e, by, now_ms));
+            }
+        }
+        let rows: Vec<FraudScoreRow> = out
+            .into_values()
+            .filter(|r| !r.escalated_by.is_empty() && r.scored_at_ms == now_ms.max(r.scored_at_ms))
+            .collect();
+        self.store.save_scores(&rows).await?;
+        self.hold(&rows);
+        Ok(rows)
+    }
+
+    /// Scores a registration given the click it was attributed to (the
+    /// latest credited one) and that click's affiliate.
+    pub fn score_registration(
+        &self,
+        event: &BrandEvent,
+        last_click: Option<&ClickSummaryRow>,
+        now_ms: u64,
+    ) -> (Score, FraudScoreRow) {
+        let country = match &event.kind {
+            EventKind::Registration { country, .. } => *country,
+            _ => CountryCode::UNKNOWN,
+        };
+        let click = last_click.and_then(|c| {
+            Some(ClickContext {
+                clicked_at_ms: c.clicked_at_ms,
+                device_fingerprint: Hash128::parse(&c.device_fingerprint).ok()?,
+                country: CountryCode::parse(std::str::from_utf8(&c.country).ok()?).ok()?,
+                click_score: ClickId::try_from(c.click_id)
+                    .ok()
+                    .and_then(|id| {
+                        self.held_score(
+                            BrandId::from(c.brand_id),
+                            EntityKind::Click,
+                            &id.to_string(),
+                        )
+                    })
+                    .unwrap_or(0),
+            })
+        });
+        let facts = RegistrationFacts {
+            brand_id: event.brand_id,
+            brand_player_id: event.brand_player_id.as_str().to_owned(),
+            affiliate_id: last_click.map(|c| AffiliateId::from(c.affiliate_id)),
+            registered_at_ms: event.occurred_at_ms,
+            country,
+            ip: event.device.ip,
+            asn: event.device.asn,
+            device_fingerprint: event.device.device_fingerprint,
+            click,
+        };
+        let score = self.scorer.score_registration(&facts);
+        self.record(EntityKind::Registration, &score);
+        if score.value > 0 {
+            self.registration_scores
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((event.brand_id, facts.brand_player_id.clone()), score.value);
+        }
+        let row = FraudScoreRow {
+            brand_id: event.brand_id.as_uuid(),
+            entity_kind: kind::REGISTRATION,
+            entity_id: event.event_id.as_str().to_owned(),
+            brand_player_id: event.brand_player_id.as_str().to_owned(),
+            affiliate_id: facts.affiliate_id.map(|a| a.as_uuid()),
+            link_code: last_click.map(|c| c.link_code.clone()).unwrap_or_default(),
+            occurred_at: secs(event.occurred_at_ms),
+            occurred_at_ms: event.occurred_at_ms,
+            click_at_ms: last_click.map_or(0, |c| c.clicked_at_ms),
+            ip: event.device.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            device_fingerprint: event
+                .device
+                .device_fingerprint
+                .map(|f| f.to_string())
+                .unwrap_or_default(),
+            score: score.value,
+            quarantined: u8::from(score.quarantined),
+            policy_version: score.policy_version.clone(),
+            signals: signals_json(&score.hits),
+            escalated_by: String::new(),
+            scored_at: secs(now_ms),
+            scored_at_ms: now_ms,
+        };
+        (score, row)
+    }
+
+    /// Scores a deposit when it is the player's first (derived here, never
+    /// taken from the brand): None for later deposits.
+    pub async fn score_first_deposit(
+        &self,
+        event: &BrandEvent,
+        now_ms: u64,
+    ) -> Result<Option<(Score, FraudScoreRow)>, StoreError> {
+        let key = (event.brand_id, event.brand_player_id.as_str());
+        let maybe_before = !self.authoritative || self.depositors.contains(&key);
+        if maybe_before
+            && self
+                .store
+                .has_other_deposit(
+                    event.brand_id.as_uuid(),
+                    event.brand_player_id.as_str(),
+                    event.event_id.as_str(),
+                )
+                .await?
+        {
+            return Ok(None);
+        }
+        // Marked before the write: a failed write only costs a lookup later.
+        self.depositors.insert(&key);
+        let registration_score = self
+            .registration_scores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(event.brand_id, event.brand_player_id.as_str().to_owned()))
+            .copied()
+            .unwrap_or(0);
+        let facts = FirstDepositFacts {
+            brand_id: event.brand_id,
+            brand_player_id: event.brand_player_id.as_str().to_owned(),
+            deposited_at_ms: event.occurred_at_ms,
+            device_fingerprint: event.device.device_fingerprint,
+            registration_score,
+        };
+        let score = self.scorer.score_first_deposit(&facts);
+        self.record(EntityKind::FirstDeposit, &score);
+        let row = FraudScoreRow {
+            brand_id: event.brand_id.as_uuid(),
+            entity_kind: kind::FIRST_DEPOSIT,
+            entity_id: event.event_id.as_str().to_owned(),
+            brand_player_id: event.brand_player_id.as_str().to_owned(),
+            affiliate_id: None,
+            link_code: String::new(),
+            occurred_at: secs(event.occurred_at_ms),
+            occurred_at_ms: event.occurred_at_ms,
+            click_at_ms: 0,
+            ip: event.device.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            device_fingerprint: event
+                .device
+                .device_fingerprint
+                .map(|f| f.to_string())
+                .unwrap_or_default(),
+            score: score.value,
+            quarantined: u8::from(score.quarantined),
+            policy_version: score.policy_version.clone(),
+            signals: signals_json(&score.hits),
+            escalated_by: String::new(),
+            scored_at: secs(now_ms),
+            scored_at_ms: now_ms,
+        };
+        Ok(Some((score, row)))
+    }
+
+    /// Records an operator's decision on a quarantined entity. The first
+    /// decision is binding; the row is durable when this returns.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn decide(
+        &self,
+        brand: BrandId,
+        kind: EntityKind,
+        id: &str,
+        verdict: Verdict,
+        reviewer: &str,
+        credential: &str,
+        note: &str,
+        now_ms: u64,
+    ) -> Result<FraudReviewRow, ReviewError> {
+        let _one_at_a_time = self.decisions.lock().await;
+        let scores = self
+            .store
+            .scores_of(brand.as_uuid(), kind.code(), &[id.to_owned()])
+            .await?;
+        let Some(score) = scores.into_iter().find(|r| r.quarantined == 1) else {
+            return Err(ReviewError::NotQuarantined {
+                kind: kind.as_str(),
+                id: id.to_owned(),
+            });
+        };
+        let earlier = first_decisions(
+            self.store
+                .reviews_of(brand.as_uuid(), kind.code(), id)
+                .await?,
+        );
+        if let Some(d) = earlier.into_values().next() {
+            return Err(ReviewError::AlreadyDecided {
+                kind: kind.as_str(),
+                id: id.to_owned(),
+                verdict: Verdict::from_code(d.decision).map_or("decided", Verdict::as_str),
+                reviewer: d.reviewer,
+            });
+        }
+        let row = FraudReviewRow {
+            review_id: Uuid::now_v7(),
+            brand_id: brand.as_uuid(),
+            entity_kind: kind.code(),
+            entity_id: id.to_owned(),
+            brand_player_id: score.brand_player_id,
+            decision: verdict.code(),
+            reviewer: reviewer.to_owned(),
+            credential: credential.to_owned(),
+            note: note.to_owned(),
+            decided_at: secs(now_ms),
+            decided_at_ms: now_ms,
+        };
+        self.store.save_review(&row).await?;
+        self.metrics.review_decision(verdict.as_str());
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.insert(
+            (brand, kind, id.to_owned()),
+            Held {
+                score: score.score,
+                review: Review::Decided(verdict),
+            },
+        );
+        Ok(row)
+    }
+
+    /// Quarantined entities with their review state, newest first, as the
+    /// review API shows them.
+    pub async fn list(
+        &self,
+        brand: Option<BrandId>,
+        kind: Option<EntityKind>,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut scores = self.store.quarantined_scores().await?;
+        let reviews = first_decisions(self.store.reviews().await?);
+        scores.retain(|r| {
+            brand.is_none_or(|b| b.as_uuid() == r.brand_id)
+                && kind.is_none_or(|k| k.code() == r.entity_kind)
+        });
+        scores.sort_by(|a, b| {
+            b.occurred_at_ms
+                .cmp(&a.occurred_at_ms)
+                .then(a.entity_id.cmp(&b.entity_id))
+        });
+        let mut out = Vec::new();
+        for r in scores {
+            let decision = reviews.get(&(r.brand_id, r.entity_kind, r.entity_id.clone()));
+            let status = decision
+                .and_then(|d| Verdict::from_code(d.decision))
+                .map_or("pending", Verdict::as_str);
+            if state.is_some_and(|s| s != status) {
+                continue;
+            }
+            let signals: Value = serde_json::from_str(&r.signals).unwrap_or(Value::Null);
+            let mut item = json!({
+                "brand_id": r.brand_id.to_string(),
+                "kind": EntityKind::from_code(r.entity_kind).map_or("unknown", EntityKind::as_str),
+                "id": r.entity_id,
+                "player_id": (!r.brand_player_id.is_empty()).then_some(r.brand_player_id.clone()),
+                "affiliate_id": r.affiliate_id.map(|a| a.to_string()),
+                "link_code": (!r.link_code.is_empty()).then_some(r.link_code.clone()),
+                "occurred_at_ms": r.occurred_at_ms,
+                "score": r.score,
+                "policy_version": r.policy_version,
+                "signals": signals,
+                "escalated_by": (!r.escalated_by.is_empty()).then_some(r.escalated_by.clone()),
+                "status": status,
+            });
+            if let Some(d) = decision {
+                item["decision"] = json!({
+                    "review_id": d.review_id.to_string(),
+                    "verdict": status,
+                    "reviewer": d.reviewer,
+                    "credential": d.credential,
+                    "note": d.note,
+                    "decided_at_ms": d.decided_at_ms,
+                });
+            }
+            out.push(item);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Players whose registration or first deposit is held, for the
+    /// commission job (read from ClickHouse, so every instance agrees).
+    pub async fn commission_holds(store: &Store) -> Result<CommissionHolds, StoreError> {
+        let scores = store.quarantined_scores().await?;
+        let reviews = first_decisions(store.reviews().await?);
+        let mut out = CommissionHolds::new();
+        for r in scores
+            .into_iter()
+            .filter(|r| r.entity_kind == kind::REGISTRATION || r.entity_kind == kind::FIRST_DEPOSIT)
+        {
+            let hold = match reviews.get(&(r.brand_id, r.entity_kind, r.entity_id.clone())) {
+                None => CommissionHold::Pending,
+                Some(d) if d.decision == Verdict::Rejected.code() => CommissionHold::Rejected {
+                    review_id: d.review_id,
+                    decided_at_ms: d.decided_at_ms,
+                },
+                Some(_) => continue,
+            };
+            let key = (r.brand_id, r.brand_player_id.clone());
+            // A rejection outranks a pending item of the same player.
+            match (out.get(&key), &hold) {
+                (Some(CommissionHold::Rejected { .. }), _) => {}
+                _ => {
+                    out.insert(key, hold);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn registration_facts_of(r: &FraudScoreRow) -> RegistrationFacts {
+    RegistrationFacts {
+        brand_id: BrandId::from(r.brand_id),
+        brand_player_id: r.brand_player_id.clone(),
+        affiliate_id: r.affiliate_id.map(AffiliateId::from),
+        registered_at_ms: r.occurred_at_ms,
+        country: CountryCode::UNKNOWN,
+        ip: r.ip.parse().ok(),
+        asn: None,
+        device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
+        // Escalation scopes only need the click time (long CTIT).
+        click: (r.click_at_ms > 0)
+            .then(|| Hash128::parse(&r.device_fingerprint).ok())
+            .flatten()
+            .map(|fp| ClickContext {
+                clicked_at_ms: r.click_at_ms,
+                device_fingerprint: fp,
+                country: CountryCode::UNKNOWN,
+                click_score: 0,
+            }),
+    }
+}
+
+/// A score with no signal (the starting point of an escalated entity).
+fn no_score() -> Score {
+    Score {
+        value: 0,
+        quarantined: false,
+        policy_version: String::new(),
+        hits: Vec::new(),
+        escalations: Vec::new(),
+    }
+}
