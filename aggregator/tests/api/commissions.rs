@@ -1252,3 +1252,113 @@ async fn the_background_job_books_commissions_when_enabled() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A registration of `player` on device `device`, an hour after a click of
+/// that device on the brand's link.
+async fn register_on_device(app: &TestApp, b: &Brand, n: u8, player: &str, at_ms: u64) -> Value {
+    let c = click_at(app, &b.f, n, at_ms - HOUR_MS).await;
+    let mut event = registration(player, &c, at_ms);
+    event["device_fingerprint"] = json!(c.device_fingerprint);
+    event["ip"] = json!(format!("198.51.100.{}", player.len() * 7 % 250));
+    let (s, _, body) = app.post_event(&b.key, event).await;
+    assert_eq!(s, 201, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_player_confirmed_as_fraud_after_accrual_has_the_cpa_clawed_back() {
+    let app = spawn().await;
+    let b = brand(&app).await;
+    deal(&app, &b.sub(), version(cpa(10_000), 0, 0)).await;
+    // p-1 qualifies on device 9 and earns the CPA.
+    let first = register_on_device(&app, &b, 9, "p-1", at(6, 5)).await;
+    assert_eq!(first["fraud"]["quarantined"], false, "{first}");
+    pay_in_and_play(&app, &b, "p-1", 6).await;
+    post(&app, &b, kyc("p-1-kyc", "p-1", at(6, 15), "approved")).await;
+    let report = run(&app).await;
+    assert_eq!(report.entries.len(), 1, "{:?}", report.entries);
+    assert_eq!(report.entries[0].kind, EntryKind::Accrual);
+
+    // More accounts on the same device the same week: a bonus-abuse ring.
+    // The registration that crosses the limit quarantines the earlier ones.
+    let mut last = Value::Null;
+    for (i, player) in ["p-2", "p-3", "p-4", "p-5", "p-6"].iter().enumerate() {
+        last = register_on_device(&app, &b, 9, player, at(6, 5) + (i as u64 + 1) * HOUR_MS).await;
+    }
+    assert_eq!(last["fraud"]["quarantined"], true, "{last}");
+    let (s, queue) = app
+        .get_json(
+            OPERATOR_TOKEN,
+            &format!(
+                "/api/v1/fraud/quarantine?brand_id={}&kind=registration&status=pending",
+                b.id()
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{queue}");
+    let items = queue["items"].as_array().expect("items");
+    let p1 = items
+        .iter()
+        .find(|i| i["id"] == "p-1-reg")
+        .unwrap_or_else(|| panic!("p-1's registration is not held: {queue}"));
+    assert_eq!(p1["status"], "pending");
+    assert!(p1["escalated_by"].is_string(), "{p1}");
+    assert!(
+        p1["signals"].to_string().contains("device_registrations"),
+        "{p1}"
+    );
+
+    // Brands and affiliates never see the review queue.
+    let (s, _) = app.get_json(&b.key, "/api/v1/fraud/quarantine").await;
+    assert_eq!(s, 401);
+
+    // The operator rejects p-1: confirmed fraud, recorded with who and when.
+    let decide = |verdict: &str| json!({"brand_id": b.id(), "decision": verdict, "reviewer": "alice@operator", "note": "same device as 5 others"});
+    let (s, decision) = app
+        .post_json(
+            OPERATOR_TOKEN,
+            "/api/v1/fraud/quarantine/registration/p-1-reg/decision",
+            decide("reject"),
+        )
+        .await;
+    assert_eq!(s, 201, "{decision}");
+    assert_eq!(decision["decision"], "rejected");
+    assert_eq!(decision["reviewer"], "alice@operator");
+    assert!(decision["decided_at_ms"].as_u64().expect("time") > 0);
+    let (s, again) = app
+        .post_json(
+            OPERATOR_TOKEN,
+            "/api/v1/fraud/quarantine/registration/p-1-reg/decision",
+            decide("approve"),
+        )
+        .await;
+    assert_eq!(s, 409, "{again}");
+    let (s, missing) = app
+        .post_json(
+            OPERATOR_TOKEN,
+            "/api/v1/fraud/quarantine/registration/no-such-reg/decision",
+            decide("approve"),
+        )
+        .await;
+    assert_eq!(s, 404, "{missing}");
+
+    // The next run claws the CPA back: a reversal naming the accrual and
+    // the review as its cause.
+    let accrual_id = report.entries[0].id;
+    let report = run(&app).await;
+    let reversal = report
+        .entries
+        .iter()
+        .find(|e| e.kind == EntryKind::Reversal)
+        .unwrap_or_else(|| panic!("no reversal in {:?}", report.entries));
+    assert_eq!(reversal.amount.minor(), -10_000);
+    assert!(reversal.references.contains(&accrual_id), "{reversal:?}");
+    assert!(
+        matches!(reversal.reason, Reason::FraudConfirmed { .. }),
+        "{:?}",
+        reversal.reason
+    );
+    let body = commissions(&app, OPERATOR_TOKEN).await;
+    let mine = block(&body, &b.sub());
+    assert_eq!(balance(mine, "pending"), 0, "{mine}");
+}

@@ -249,6 +249,20 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs JSON to `path` (under the app) with `key`.
+    pub async fn post_json(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Runs SQL in the app's database, returning the text result.
     pub fn sql(&self, sql: &str) -> String {
         self.ch

@@ -6,5 +6,6 @@ mod admin;
 mod clicks;
 mod commissions;
 mod events;
+mod fraud;
 mod health;
 mod helpers;

@@ -1,0 +1,213 @@
+//! Fraud scoring at the aggregator's doors, quarantine, the review API and
+//! /metrics (the scenario test on generated traffic is in
+//! `fraud_scenarios.rs`).
+
+use serde_json::{json, Value};
+
+use clickstitch_shared::{ClickIdGenerator, RawClick};
+
+use crate::helpers::{click, now_ms, spawn_app, Fixture, TestApp, OPERATOR_TOKEN};
+
+async fn brand_key(app: &TestApp, f: &Fixture) -> String {
+    app.issue_key(&format!("brands/{}", f.brand_id)).await
+}
+
+/// `n` human clicks on the fixture's link from one IP within a second.
+fn farm(f: &Fixture, ids: &mut ClickIdGenerator, n: usize, ip: &str) -> Vec<RawClick> {
+    (0..n)
+        .map(|i| {
+            let mut c = click(f, ids, (i % 200) as u8);
+            c.ip = ip.to_owned();
+            c
+        })
+        .collect()
+}
+
+fn registration(event_id: &str, player: &str, c: &RawClick) -> Value {
+    json!({
+        "event_id": event_id, "type": "registration", "occurred_at": now_ms(),
+        "player_id": player, "country": "DE", "click_id": c.click_id,
+        "device_fingerprint": c.device_fingerprint,
+    })
+}
+
+async fn queue(app: &TestApp, query: &str) -> Vec<Value> {
+    let (s, body) = app
+        .get_json(OPERATOR_TOKEN, &format!("/api/v1/fraud/quarantine?{query}"))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    body["items"].as_array().expect("items").clone()
+}
+
+fn score_of(app: &TestApp, click_id: &str) -> String {
+    app.sql(&format!(
+        "SELECT score, quarantined FROM fraud_scores FINAL WHERE entity_kind = 'click' \
+         AND entity_id = '{click_id}' FORMAT TabSeparated"
+    ))
+    .trim()
+    .to_owned()
+}
+
+#[tokio::test]
+async fn a_click_farm_is_quarantined_with_its_reasons_and_credited_only_once_approved() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let mut ids = ClickIdGenerator::new();
+    let mut ordinary = click(&f, &mut ids, 201);
+    ordinary.ip = "198.51.100.5".into();
+    let clicks = farm(&f, &mut ids, 90, "203.0.113.77");
+    let (s, body) = app.post_batch(&clicks, &[]).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = app.post_batch(std::slice::from_ref(&ordinary), &[]).await;
+    assert_eq!(s, 200, "{body}");
+
+    // Every click of the farm is held, the early ones too (escalated when
+    // the window crossed its limit); the ordinary click has no score row.
+    for c in &clicks {
+        assert!(
+            score_of(&app, &c.click_id).ends_with("\t1"),
+            "{} not held",
+            c.click_id
+        );
+    }
+    assert_eq!(score_of(&app, &ordinary.click_id), "");
+    let held = queue(
+        &app,
+        &format!(
+            "brand_id={}&kind=click&status=pending&limit=1000",
+            f.brand_id
+        ),
+    )
+    .await;
+    assert_eq!(held.len(), clicks.len());
+    let last = held
+        .iter()
+        .find(|i| i["id"] == clicks[89].click_id.as_str())
+        .expect("the last farm click is listed");
+    let signals = last["signals"].to_string();
+    assert!(
+        signals.contains("ip_velocity") && signals.contains("subnet_velocity"),
+        "{last}"
+    );
+    assert!(last["score"].as_u64().expect("score") >= 60, "{last}");
+
+    // A registration citing a held click gets no affiliate credit.
+    let (s, _, body) = app
+        .post_event(&key, registration("reg-farm", "p-farm", &clicks[0]))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["attribution"]["status"], "unattributed", "{body}");
+    assert!(
+        body["attribution"]["decision"]
+            .to_string()
+            .contains("quarantined_for_fraud"),
+        "{body}"
+    );
+
+    // Approved by an operator, the click counts again.
+    let (s, decision) = app
+        .post_json(
+            OPERATOR_TOKEN,
+            &format!(
+                "/api/v1/fraud/quarantine/click/{}/decision",
+                clicks[1].click_id
+            ),
+            json!({"brand_id": f.brand_id, "decision": "approve", "reviewer": "bob@operator"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{decision}");
+    let (s, _, body) = app
+        .post_event(&key, registration("reg-released", "p-released", &clicks[1]))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_ne!(body["attribution"]["status"], "unattributed", "{body}");
+    let approved = queue(&app, &format!("brand_id={}&status=approved", f.brand_id)).await;
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["decision"]["reviewer"], "bob@operator");
+}
+
+#[tokio::test]
+async fn a_decision_needs_the_operator_and_a_reviewer_and_bad_input_gets_every_reason() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let path = "/api/v1/fraud/quarantine/click/0190b3a0-0000-7000-8000-000000000000/decision";
+    let (s, _) = app
+        .post_json(
+            &key,
+            path,
+            json!({"brand_id": f.brand_id, "decision": "reject", "reviewer": "x"}),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let (s, body) = app
+        .post_json(
+            OPERATOR_TOKEN,
+            "/api/v1/fraud/quarantine/visit/x/decision",
+            json!({"brand_id": "nope", "decision": "maybe", "reviewer": ""}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let fields: Vec<&str> = body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| d["field"].as_str().expect("field"))
+        .collect();
+    assert_eq!(
+        fields,
+        ["kind", "brand_id", "decision", "reviewer"],
+        "{body}"
+    );
+    let (s, body) = app
+        .get_json(
+            OPERATOR_TOKEN,
+            "/api/v1/fraud/quarantine?status=lost&limit=0",
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+}
+
+#[tokio::test]
+async fn metrics_count_clicks_by_brand_and_verdict_and_time_conversions() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = brand_key(&app, &f).await;
+    let mut ids = ClickIdGenerator::new();
+    let human = click(&f, &mut ids, 1);
+    let mut bot = click(&f, &mut ids, 2);
+    bot.is_bot = true;
+    bot.bot_reason = "known_bot".into();
+    let (s, body) = app.post_batch(&[human.clone(), bot], &[]).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, _, body) = app
+        .post_event(&key, registration("reg-m", "p-m", &human))
+        .await;
+    assert_eq!(s, 201, "{body}");
+
+    let r = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .expect("scrape");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("body");
+    for line in [
+        format!(
+            "clicks_total{{brand_id=\"{}\",verdict=\"human\"}} 1",
+            f.brand_id
+        ),
+        format!(
+            "clicks_total{{brand_id=\"{}\",verdict=\"bot\"}} 1",
+            f.brand_id
+        ),
+        "fraud_score_count{kind=\"click\"} 2".to_owned(),
+        "fraud_score_count{kind=\"registration\"} 1".to_owned(),
+        "fraud_score_avg{kind=\"click\"} 50".to_owned(),
+        "conversion_latency_ms_count{event_type=\"registration\"} 1".to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&line)),
+            "{line:?} missing in:\n{text}"
+        );
+    }
+}
