@@ -64,7 +64,7 @@ impl FraudJob {
         }
         if self.shared_traffic {
             self.quarantine
-                .absorb_baselines(now_ms)
+                .absorb_baselines(now_ms, false)
                 .await
                 .context("rebuilding fraud window baselines")?;
         }

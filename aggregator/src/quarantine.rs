@@ -319,17 +319,28 @@ impl Quarantine {
                 })
                 .await?;
         }
-        self.absorb_baselines(now_ms).await
+        self.absorb_baselines(now_ms, true).await
     }
 
     /// Rebuilds the window baselines from what ClickHouse holds before a
-    /// bucket-aligned cutoff (startup; periodically with several
-    /// instances, so that each sees the others' traffic).
-    pub async fn absorb_baselines(&self, now_ms: u64) -> Result<(), StoreError> {
+    /// bucket-aligned cutoff: at `startup` (nothing counted in memory yet)
+    /// everything stored up to now; later (periodically with several
+    /// instances, so that each sees the others' traffic) everything older
+    /// than the lag a row needs to become readable, so that no event this
+    /// instance counted is counted twice or lost.
+    pub async fn absorb_baselines(&self, now_ms: u64, startup: bool) -> Result<(), StoreError> {
         /// Time from scoring to the row being readable (group commit).
         const LAG_MS: u64 = 120_000;
         let plan = self.scorer.baseline_plan();
-        let cutoff = aligned_cutoff(now_ms, LAG_MS, plan.click_bucket_ms);
+        let cutoff_at = |bucket_ms: u64| {
+            if startup {
+                // The next bucket boundary: every stored row is before it.
+                aligned_cutoff(now_ms + bucket_ms, 0, bucket_ms)
+            } else {
+                aligned_cutoff(now_ms, LAG_MS, bucket_ms)
+            }
+        };
+        let cutoff = cutoff_at(plan.click_bucket_ms);
         let clicks = self
             .store
             .click_counts_between(cutoff.saturating_sub(plan.click_lookback_ms), cutoff)
@@ -370,7 +381,7 @@ impl Quarantine {
                     device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
                 }),
         );
-        let aff_cutoff = aligned_cutoff(now_ms, LAG_MS, plan.affiliate_bucket_ms);
+        let aff_cutoff = cutoff_at(plan.affiliate_bucket_ms);
         let mut per_affiliate: HashMap<(Uuid, Uuid, u64), (u32, u32)> = HashMap::new();
         for r in &regs {
             let (Some(affiliate), true) = (r.affiliate_id, r.click_at_ms > 0) else {

@@ -211,3 +211,33 @@ async fn metrics_count_clicks_by_brand_and_verdict_and_time_conversions() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_restarted_aggregator_keeps_counting_an_ip_from_where_clickhouse_left_it() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let mut ids = ClickIdGenerator::new();
+    // 15 clicks from one IP: under the limit of 20 per 10 minutes.
+    let before = farm(&f, &mut ids, 15, "192.0.2.10");
+    let (s, body) = app.post_batch(&before, &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(before
+        .iter()
+        .all(|c| score_of(&app, &c.click_id).is_empty()));
+    // A fresh process (nothing in memory) rebuilds its windows from
+    // ClickHouse: 10 more clicks make 25, over the limit.
+    let restarted = crate::helpers::spawn_on_database(&app.database).await;
+    let after = farm(&f, &mut ids, 10, "192.0.2.10");
+    let (s, body) = restarted.post_batch(&after, &[]).await;
+    assert_eq!(s, 200, "{body}");
+    let last = score_of(&restarted, &after[9].click_id);
+    assert!(!last.is_empty(), "the 25th click has no score");
+    let rows = restarted.sql(&format!(
+        "SELECT signals FROM fraud_scores FINAL WHERE entity_id = '{}' FORMAT TabSeparated",
+        after[9].click_id
+    ));
+    assert!(
+        rows.contains("ip_velocity") && rows.contains("25 clicks"),
+        "{rows}"
+    );
+}
