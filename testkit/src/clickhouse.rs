@@ -22,7 +22,7 @@
 //!
 //! # Never leaking servers
 //!
-//! Every spawned server gets a companion watchdog, `sh -c 'while read -r _; do :; done; kill …'`,
+//! Every spawned server gets a companion watchdog (`crate::process`), `sh -c 'while read -r _; do :; done; kill …'`,
 //! whose stdin is a pipe whose only write end lives in the test process. When the test process
 //! exits for *any* reason (normal exit with the handle still in a `static`, panic, `SIGKILL`) the
 //! kernel closes that write end, the shell's `read` sees end-of-file, and the watchdog `SIGKILL`s
@@ -33,7 +33,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -51,28 +51,6 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
 const START_ATTEMPTS: usize = 4;
 /// Lines of server logs quoted in start-up errors.
 const LOG_TAIL_LINES: usize = 40;
-
-/// The watchdog script. `$1` is the server pid; `$2` a string that must occur in the server's
-/// command line (its unique config path) before it is killed, as a guard against pid reuse; `$3`
-/// the server's temporary directory, removed once the server is dead (the test process that
-/// would have removed it is gone).
-///
-/// It blocks in the `read` builtin until its stdin reaches end-of-file, which happens only when
-/// the test process is gone: the normal stop/drop path kills the watchdog first.
-const WATCHDOG_SCRIPT: &str = r#"
-while read -r _; do :; done
-if [ ! -d /proc/self ] || grep -qF -- "$2" "/proc/$1/cmdline" 2>/dev/null; then
-    kill -KILL "$1" 2>/dev/null
-    n=0
-    while [ $n -lt 100 ] && [ -r "/proc/$1/stat" ] && ! grep -q ') Z' "/proc/$1/stat" 2>/dev/null; do
-        sleep 0.05
-        n=$((n + 1))
-    done
-fi
-case "$3" in
-    */clickstitch-clickhouse-*) rm -rf -- "$3" ;;
-esac
-"#;
 
 /// A ClickHouse server for tests: either one this process spawned (in a temporary directory, on
 /// free ports, listening on 127.0.0.1 only) or an external one named by `CLICKHOUSE_URL`.
@@ -107,39 +85,7 @@ struct ServerBinary {
 }
 
 /// A running server process and its watchdog.
-#[derive(Debug)]
-struct Running {
-    server: Child,
-    watchdog: Option<Child>,
-    /// The write end of the watchdog's stdin; closing it makes the watchdog kill the server.
-    watchdog_stdin: Option<ChildStdin>,
-}
-
-impl Running {
-    /// Kills the server (and retires its watchdog) and reaps both. Idempotent.
-    fn shutdown(&mut self) -> std::io::Result<()> {
-        // Retire the watchdog first so it can never fire at a pid that has already been reaped
-        // (and possibly reused).
-        if let Some(mut watchdog) = self.watchdog.take() {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-        }
-        self.watchdog_stdin = None;
-        match self.server.try_wait()? {
-            Some(_) => Ok(()),
-            None => {
-                self.server.kill()?;
-                self.server.wait().map(drop)
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.shutdown();
-    }
-}
+type Running = crate::process::Guarded;
 
 impl Drop for LocalServer {
     /// Kills the server before the fields drop, so the temporary directory is removed only once
@@ -578,36 +524,15 @@ impl LocalServer {
             .stdin(Stdio::null())
             .stdout(output("log/stdout.log")?)
             .stderr(output("log/stderr.log")?);
-        let mut server = command
+        let server = command
             .spawn()
             .with_context(|| format!("spawning {}", self.binary.path.display()))?;
-
-        let watchdog = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(WATCHDOG_SCRIPT)
-            .arg("clickstitch-clickhouse-watchdog")
-            .arg(server.id().to_string())
-            .arg(config.as_os_str())
-            .arg(self.dir.path().as_os_str())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        match watchdog {
-            Ok(mut watchdog) => {
-                let watchdog_stdin = watchdog.stdin.take();
-                Ok(Running {
-                    server,
-                    watchdog: Some(watchdog),
-                    watchdog_stdin,
-                })
-            }
-            Err(e) => {
-                let _ = server.kill();
-                let _ = server.wait();
-                Err(e).context("spawning the /bin/sh watchdog for ClickHouse")
-            }
-        }
+        Running::watch(
+            server,
+            "clickstitch-clickhouse-watchdog",
+            config.as_os_str(),
+            self.dir.path(),
+        )
     }
 
     fn log_files(&self) -> [PathBuf; 2] {

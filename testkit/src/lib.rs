@@ -12,6 +12,7 @@
 
 pub mod clickhouse;
 pub mod net;
+mod process;
 pub mod workerd;
 pub mod wrangler;
 

@@ -81,7 +81,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
@@ -99,18 +99,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const LOG_TAIL_LINES: usize = 60;
 /// The socket name in the generated config (and in workerd's `listen` control message).
 const SOCKET_NAME: &str = "http";
-
-/// The watchdog script; `$1` is workerd's pid, `$2` a string that must occur in its command line
-/// (the unique config path) before it is killed, as a guard against pid reuse, `$3` the
-/// temporary directory to delete afterwards (nobody else will once the test process is gone).
-const WATCHDOG_SCRIPT: &str = r#"
-while read -r _; do :; done
-if [ ! -d /proc/self ] || grep -qF -- "$2" "/proc/$1/cmdline" 2>/dev/null; then
-    kill -KILL "$1" 2>/dev/null
-fi
-sleep 1
-rm -rf -- "$3"
-"#;
 
 /// The repository root (the workspace directory holding `Cargo.lock`, `node_modules/`,
 /// `wrangler.toml` and `edge-worker/`), found from this crate's manifest directory.
@@ -243,38 +231,7 @@ impl fmt::Debug for Workerd {
 }
 
 /// A running workerd and its watchdog.
-#[derive(Debug)]
-struct Running {
-    server: Child,
-    watchdog: Option<Child>,
-    /// The write end of the watchdog's stdin; closing it makes the watchdog kill workerd.
-    watchdog_stdin: Option<ChildStdin>,
-}
-
-impl Running {
-    /// Kills workerd (retiring the watchdog first) and reaps both. Idempotent.
-    fn shutdown(&mut self) -> std::io::Result<()> {
-        // Retire the watchdog first so it can never fire at a pid that was already reaped.
-        if let Some(mut watchdog) = self.watchdog.take() {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-        }
-        self.watchdog_stdin = None;
-        match self.server.try_wait()? {
-            Some(_) => Ok(()),
-            None => {
-                self.server.kill()?;
-                self.server.wait().map(drop)
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.shutdown();
-    }
-}
+type Running = crate::process::Guarded;
 
 impl Drop for Workerd {
     fn drop(&mut self) {
@@ -332,29 +289,12 @@ impl Workerd {
             .spawn()
             .with_context(|| format!("spawning {}", binary.display()))?;
         let stdout = server.stdout.take();
-        let watchdog = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(WATCHDOG_SCRIPT)
-            .arg("clickstitch-workerd-watchdog")
-            .arg(server.id().to_string())
-            .arg(config_path.as_os_str())
-            .arg(dir.path().as_os_str())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let process = match watchdog {
-            Ok(mut watchdog) => Running {
-                watchdog_stdin: watchdog.stdin.take(),
-                watchdog: Some(watchdog),
-                server,
-            },
-            Err(e) => {
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(e).context("spawning the /bin/sh watchdog for workerd");
-            }
-        };
+        let process = Running::watch(
+            server,
+            "clickstitch-workerd-watchdog",
+            config_path.as_os_str(),
+            dir.path(),
+        )?;
 
         let (port_tx, port_rx) = mpsc::channel();
         let stdout = stdout.ok_or_else(|| anyhow!("workerd's stdout was not captured"))?;
