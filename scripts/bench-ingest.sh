@@ -32,6 +32,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:/usr/sbin:$PATH"
+source scripts/lib/clickhouse.sh
 
 DURATION="${DURATION:-60}"
 CONCURRENCY="${CONCURRENCY:-8}"
@@ -71,13 +72,6 @@ trap 'exit 130' INT TERM
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-wait_http() { # url what
-  for _ in $(seq 1 240); do
-    curl -fsS -m 1 "$1" >/dev/null 2>&1 && return 0
-    sleep 0.25
-  done
-  die "$2 did not come up ($1)"
-}
 machine() {
   echo "$(grep -c ^processor /proc/cpuinfo) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
@@ -97,40 +91,9 @@ CH_HTTP_PORT="$(free_port)"
 CH_TCP_PORT="$(free_port)"
 while [[ "$CH_TCP_PORT" == "$CH_HTTP_PORT" ]]; do CH_TCP_PORT="$(free_port)"; done
 CH="$DIR/clickhouse"
-mkdir -p "$CH"/{data,tmp,user_files,format_schemas,log}
-cat >"$CH/users.xml" <<XML
-<yandex>
-  <profiles><default><max_memory_usage>8000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-    <profile>default</profile><quota>default</quota></default></users>
-  <quotas><default></default></quotas>
-</yandex>
-XML
-cat >"$CH/config.xml" <<XML
-<yandex>
-  <logger><level>warning</level><log>$CH/log/server.log</log><errorlog>$CH/log/error.log</errorlog><size>100M</size><count>1</count></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>$CH_HTTP_PORT</http_port>
-  <tcp_port>$CH_TCP_PORT</tcp_port>
-  <max_connections>1024</max_connections>
-  <max_concurrent_queries>100</max_concurrent_queries>
-  <uncompressed_cache_size>268435456</uncompressed_cache_size>
-  <mark_cache_size>268435456</mark_cache_size>
-  <path>$CH/data/</path>
-  <tmp_path>$CH/tmp/</tmp_path>
-  <user_files_path>$CH/user_files/</user_files_path>
-  <format_schema_path>$CH/format_schemas/</format_schema_path>
-  <users_config>$CH/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <timezone>UTC</timezone>
-  <mlock_executable>false</mlock_executable>
-</yandex>
-XML
-CH_BIN="$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)"
-"$CH_BIN" --config-file="$CH/config.xml" >"$CH/log/stdout.log" 2>&1 &
-CH_PID=$!
-wait_http "http://127.0.0.1:$CH_HTTP_PORT/ping" ClickHouse
+CH_MAX_MEMORY=8000000000 \
+CH_EXTRA_CONFIG="<max_connections>1024</max_connections><uncompressed_cache_size>268435456</uncompressed_cache_size>" \
+  ch_start "$CH" "$CH_HTTP_PORT" "$CH_TCP_PORT"
 chq() { clickhouse-client --host 127.0.0.1 --port "$CH_TCP_PORT" "$@"; }
 log "ClickHouse $(chq --query 'SELECT version()') pid $CH_PID on :$CH_HTTP_PORT (tcp :$CH_TCP_PORT), data in $CH"
 

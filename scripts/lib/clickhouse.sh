@@ -3,6 +3,8 @@
 #
 #   source scripts/lib/clickhouse.sh
 #   ch_start DIR HTTP_PORT TCP_PORT      # sets CH_PID; returns once /ping answers
+#     optional: CH_MAX_MEMORY (bytes per query, default 4e9), CH_EXTRA_CONFIG
+#     (XML elements added to config.xml, e.g. cache sizes)
 #   wait_http URL WHAT [TRIES]           # polls URL until it answers 2xx
 
 wait_http() { # url, what, tries (0.5 s apart)
@@ -23,7 +25,7 @@ ch_start() { # dir, http port, tcp port
   mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log}
   cat >"$dir/users.xml" <<XML
 <yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <profiles><default><max_memory_usage>${CH_MAX_MEMORY:-4000000000}</max_memory_usage></default></profiles>
   <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
     <profile>default</profile><quota>default</quota></default></users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
@@ -47,6 +49,7 @@ XML
   <default_database>default</default_database>
   <timezone>UTC</timezone>
   <mlock_executable>false</mlock_executable>
+  ${CH_EXTRA_CONFIG:-}
 </yandex>
 XML
   local bin
