@@ -15,8 +15,6 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use clickstitch_shared::geo::{JurisdictionProfile, LinkGeoRules};
 use clickstitch_shared::ip::IpStorage;
@@ -27,6 +25,7 @@ use clickstitch_shared::{LinkDefinition, LinkTemplate, ShortCode};
 use crate::attribution::{TrafficType, TrafficTypes};
 use crate::clock::now;
 use crate::store::{Store, StoreError};
+use crate::throttle::ReloadThrottle;
 
 /// Minimum time between two reloads triggered by a cache miss.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
@@ -257,7 +256,7 @@ impl State {
 pub struct Catalog {
     state: RwLock<State>,
     store: Store,
-    last_reload: Mutex<Option<Instant>>,
+    reloads: ReloadThrottle,
 }
 
 impl Catalog {
@@ -266,7 +265,7 @@ impl Catalog {
         let catalog = Self {
             state: RwLock::new(State::default()),
             store,
-            last_reload: Mutex::new(None),
+            reloads: ReloadThrottle::new(RELOAD_INTERVAL),
         };
         catalog.reload().await?;
         Ok(catalog)
@@ -290,13 +289,7 @@ impl Catalog {
 
     /// Reloads unless another reload happened within [`RELOAD_INTERVAL`].
     async fn reload_if_stale(&self) -> Result<bool, StoreError> {
-        let mut last = self.last_reload.lock().await;
-        if last.is_some_and(|t| t.elapsed() < RELOAD_INTERVAL) {
-            return Ok(false);
-        }
-        self.reload().await?;
-        *last = Some(Instant::now());
-        Ok(true)
+        self.reloads.run(|| self.reload()).await
     }
 
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {

@@ -22,14 +22,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
 use crate::clock::now;
 use crate::events::hex_sha256;
 use crate::store::{Store, StoreError};
+use crate::throttle::ReloadThrottle;
 
 /// Minimum time between two reloads triggered by an unknown key.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
@@ -105,7 +104,7 @@ fn random_base62(len: usize) -> String {
 pub struct Keys {
     by_id: RwLock<HashMap<String, ApiKey>>,
     store: Store,
-    last_reload: Mutex<Option<Instant>>,
+    reloads: ReloadThrottle,
     postback_key: Option<SecretString>,
 }
 
@@ -118,7 +117,7 @@ impl Keys {
         let keys = Self {
             by_id: RwLock::new(HashMap::new()),
             store,
-            last_reload: Mutex::new(None),
+            reloads: ReloadThrottle::new(RELOAD_INTERVAL),
             postback_key,
         };
         keys.reload().await?;
@@ -184,11 +183,7 @@ impl Keys {
         };
         let mut key = self.get(key_id);
         if key.is_none() {
-            let mut last = self.last_reload.lock().await;
-            if !last.is_some_and(|t| t.elapsed() < RELOAD_INTERVAL) {
-                self.reload().await?;
-                *last = Some(Instant::now());
-            }
+            self.reloads.run(|| self.reload()).await?;
             key = self.get(key_id);
         }
         Ok(key.filter(|k| !k.revoked).and_then(|k| {

@@ -31,3 +31,4 @@ pub mod startup;
 pub mod stitching;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
