@@ -126,6 +126,17 @@ pub struct AttributionSettings {
     /// (≈ 1.2 bytes each per filter at 1 % false positives; beyond it they
     /// only cost more ClickHouse lookups).
     pub filter_capacity: usize,
+    /// Directory of the brand-event write-ahead journal (see
+    /// `crate::store::journal`). When set, an event is acknowledged once it
+    /// is fsynced there and reaches ClickHouse in the background (≈ 0.2 s
+    /// later, or once ClickHouse is back); what is left at a restart is
+    /// replayed before serving. Unset (default): acknowledged once it is in
+    /// ClickHouse. Local disk, one directory per instance.
+    pub journal_dir: Option<std::path::PathBuf>,
+    /// With the journal: events are refused (503) once this many bytes are
+    /// journaled and not yet in ClickHouse (bounds the disk used while
+    /// ClickHouse is unreachable; ≈ 2–4 KB per event).
+    pub journal_max_backlog_bytes: u64,
 }
 
 impl Default for AttributionSettings {
@@ -137,6 +148,8 @@ impl Default for AttributionSettings {
             single_instance: true,
             recent_clicks: 1_000_000,
             filter_capacity: 10_000_000,
+            journal_dir: None,
+            journal_max_backlog_bytes: 1 << 30,
         }
     }
 }
@@ -370,6 +383,8 @@ CONFIGURATION
   [attribution] rules_dir = \"config/attribution\"  reload_secs = 5
                 event_batch_delay_ms = 2  single_instance = true
                 recent_clicks = 1000000  filter_capacity = 10000000
+                journal_dir = (unset: ack events once in ClickHouse; set: once fsynced there)
+                journal_max_backlog_bytes = 1073741824 (then 503 until ClickHouse catches up)
   [commissions] job_enabled = false (true on exactly one instance)  job_interval_secs = 300
   [fraud]       policy_dir = \"config/fraud\"   job_interval_secs = 30
                 click_keys = 1000000  registration_keys = 1000000

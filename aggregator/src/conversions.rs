@@ -6,14 +6,24 @@
 //! with a different payload is a conflict (409). Requests for the same event
 //! id are serialised inside this process (sharded locks); across processes
 //! the durable `player_events` row decides. An answer is given only after the
-//! event (and, for registrations, the player and the attribution) is durable
-//! in ClickHouse.
+//! event (and, for registrations, the player and the attribution) is durable:
+//! in ClickHouse, or — with the event journal ([`EventSink::Journaled`]) —
+//! fsynced in the local journal, on its way to ClickHouse.
+//!
+//! With the journal, ClickHouse lags the answers a little. Reads of
+//! ClickHouse made here about a player or an event id (stored-event lookup,
+//! the attribution a KYC decision changes, "first deposit?") first wait
+//! until this instance's earlier rows for that player or event id are in
+//! ClickHouse; escalations (which read other players' scores) wait for
+//! everything acknowledged. Other instances and other readers of ClickHouse
+//! see events once they are shipped (see [`crate::store::journal`]).
 //!
 //! Registrations are stitched here: the IO (finding the reported clicks and
 //! the player's other clicks by device fingerprint) happens here, the
 //! decision in [`crate::attribution`]. Must not compute commissions (the
 //! commission job reads the stored events).
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex as StdMutex};
 
@@ -30,7 +40,7 @@ use crate::presence::PresenceFilter;
 use crate::quarantine::Quarantine;
 use crate::stitching::Stitcher;
 use crate::store::rows::{PlayerEventRow, PlayerRow, StoredEventRow};
-use crate::store::writer::{ClickWriter, WriteBatch};
+use crate::store::writer::{EventSink, Receipt, WriteBatch};
 use crate::store::{Lookups, StoreError};
 
 /// Lock shards for in-flight event ids.
@@ -58,11 +68,28 @@ pub struct Submitted {
     pub response: Value,
 }
 
+/// Journal receipts of this instance's writes not yet known to be in
+/// ClickHouse, by hashed player and hashed event id (a collision only costs
+/// a wait). Entries already shipped are pruned as the map grows; the
+/// journal's backlog bound bounds it.
+#[derive(Debug, Default)]
+struct Unshipped {
+    receipts: HashMap<u64, Receipt>,
+    prune_at: usize,
+}
+
+fn key_hash(kind: &str, brand: BrandId, id: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (kind, brand, id).hash(&mut h);
+    h.finish()
+}
+
 /// The conversion service.
 #[derive(Debug)]
 pub struct Conversions {
     lookups: Lookups,
-    writer: ClickWriter,
+    sink: EventSink,
+    unshipped: StdMutex<Unshipped>,
     stitcher: Stitcher,
     quarantine: Arc<Quarantine>,
     locks: Vec<Mutex<()>>,
@@ -74,13 +101,13 @@ pub struct Conversions {
 }
 
 impl Conversions {
-    /// A service writing through `writer` (configured for low latency).
+    /// A service writing through `sink` (configured for low latency).
     /// `filter_capacity` sizes the event-id filter; `authoritative` says
     /// whether this instance sees every event (then a filter miss proves
     /// an event id new without a ClickHouse lookup).
     pub fn new(
         lookups: Lookups,
-        writer: ClickWriter,
+        sink: EventSink,
         stitcher: Stitcher,
         quarantine: Arc<Quarantine>,
         filter_capacity: usize,
@@ -88,7 +115,8 @@ impl Conversions {
     ) -> Self {
         Self {
             lookups,
-            writer,
+            sink,
+            unshipped: StdMutex::new(Unshipped::default()),
             stitcher,
             quarantine,
             locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
@@ -112,6 +140,43 @@ impl Conversions {
     /// The stitcher (for reading attributions).
     pub fn stitcher(&self) -> &Stitcher {
         &self.stitcher
+    }
+
+    /// The latest receipt of this instance's writes for the event's player
+    /// or event id that may not be in ClickHouse yet.
+    fn unshipped_receipt(&self, event: &BrandEvent) -> Option<Receipt> {
+        let shipped = self.sink.in_clickhouse_up_to();
+        let unshipped = self.unshipped.lock().unwrap_or_else(|p| p.into_inner());
+        if unshipped.receipts.is_empty() {
+            return None;
+        }
+        let keys = [
+            key_hash("player", event.brand_id, event.brand_player_id.as_str()),
+            key_hash("event", event.brand_id, event.event_id.as_str()),
+        ];
+        keys.iter()
+            .filter_map(|k| unshipped.receipts.get(k).copied())
+            .filter(|r| *r > shipped)
+            .max()
+    }
+
+    /// Notes a write that may not be in ClickHouse yet.
+    fn note_unshipped(&self, event: &BrandEvent, receipt: Receipt) {
+        let shipped = self.sink.in_clickhouse_up_to();
+        if receipt <= shipped {
+            return;
+        }
+        let mut unshipped = self.unshipped.lock().unwrap_or_else(|p| p.into_inner());
+        for key in [
+            key_hash("player", event.brand_id, event.brand_player_id.as_str()),
+            key_hash("event", event.brand_id, event.event_id.as_str()),
+        ] {
+            unshipped.receipts.insert(key, receipt);
+        }
+        if unshipped.receipts.len() >= unshipped.prune_at {
+            unshipped.receipts.retain(|_, r| *r > shipped);
+            unshipped.prune_at = (unshipped.receipts.len() * 2).max(4096);
+        }
     }
 
     fn shard(&self, brand: BrandId, event_id: &str) -> &Mutex<()> {
@@ -150,6 +215,11 @@ impl Conversions {
             .cloned();
         if let Some(stored) = cached {
             return self.replay(&event, stored);
+        }
+        // ClickHouse is read below about this player and event id: it must
+        // have what this instance acknowledged about them (journal).
+        if let Some(receipt) = self.unshipped_receipt(&event) {
+            self.sink.in_clickhouse(receipt).await?;
         }
         let received_ms = now_ms();
         // The stored-event lookup and the stitching lookups are independent:
@@ -240,6 +310,8 @@ impl Conversions {
                     .map(|e| (e.clone(), by.clone()))
                     .collect();
                 let skip = std::iter::once(by).collect();
+                // Escalations read other players' stored scores.
+                self.sink.all_in_clickhouse().await?;
                 self.quarantine
                     .escalate(&escalations, &skip, received_ms)
                     .await?;
@@ -254,10 +326,12 @@ impl Conversions {
             received_at,
             response_text.clone(),
         ));
-        self.writer
+        let receipt = self
+            .sink
             .write(batch)
             .await
             .map_err(|e| SubmitError::Store(StoreError::from_shared(e)))?;
+        self.note_unshipped(&event, receipt);
         self.seen.insert(&(event.brand_id, event.event_id.as_str()));
         self.quarantine.hold(&fraud_rows);
         if let Some(row) = remembered {

@@ -1,6 +1,9 @@
 //! Wiring: builds the application from settings (migrate, load the
-//! catalogue, start the click writer, bind the listener) and runs it until a
-//! shutdown signal, then flushes everything accepted before returning.
+//! catalogue, start the click writer and the brand-event sink — replaying
+//! the event journal into ClickHouse when there is one — bind the
+//! listener) and runs it until a shutdown signal, then flushes everything
+//! accepted before returning (journaled events that cannot be shipped then
+//! stay in the journal for the next start).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,7 +31,8 @@ use crate::metrics::Metrics;
 use crate::quarantine::Quarantine;
 use crate::routes::{admin, clicks, edge_links, events, fraud, health, metrics, postback};
 use crate::stitching::Stitcher;
-use crate::store::writer::{ClickWriter, WriterConfig, WriterTask};
+use crate::store::journal::{JournalConfig, PipelineConfig};
+use crate::store::writer::{ClickWriter, EventSink, JournalSetup, WriterConfig, WriterTask};
 use crate::store::{Lookups, Store};
 
 /// Shared state of all handlers.
@@ -229,20 +233,10 @@ impl Application {
                 format!("loading attribution rules from {}", rules_dir.display())
             })?);
         let reloader = RulesReloader::new(Arc::clone(&rules), rules_dir.clone());
-        // Brand events get their own writer: a short group-commit window keeps
-        // registration → attribution latency low.
-        let (event_writer, event_writer_task) = ClickWriter::spawn(
-            store.clone(),
-            WriterConfig {
-                max_rows: 10_000,
-                max_delay: Duration::from_millis(settings.attribution.event_batch_delay_ms),
-                // One group at a time: events arriving during an INSERT join
-                // the next group (fewer, larger INSERTs under load; two in
-                // flight measured slower: more, smaller INSERTs).
-                max_in_flight: 1,
-                attempts: 3,
-            },
-        );
+        // Before anything reads events from ClickHouse (fraud state, event-id
+        // filter), what the journal holds is replayed into it.
+        let (event_sink, event_writer_task) =
+            spawn_event_sink(&store, &settings, ch.timeout, wait).await?;
         let lookups = Lookups::spawn(&store);
         let attribution = &settings.attribution;
         let clicks = Arc::new(
@@ -277,7 +271,7 @@ impl Application {
         );
         let conversions = Conversions::new(
             lookups.clone(),
-            event_writer,
+            event_sink,
             Stitcher::new(
                 store.clone(),
                 lookups,
@@ -403,6 +397,71 @@ impl Application {
         tracing::info!("aggregator stopped");
         Ok(())
     }
+}
+
+/// The brand-event sink: a writer of its own with a short group-commit
+/// window, or, with `attribution.journal_dir`, the journal (replayed into
+/// ClickHouse before this returns) shipped by a writer tuned for
+/// throughput.
+async fn spawn_event_sink(
+    store: &Store,
+    settings: &Settings,
+    ch_timeout: Duration,
+    startup_wait: Duration,
+) -> anyhow::Result<(EventSink, WriterTask)> {
+    let attribution = &settings.attribution;
+    let Some(dir) = &attribution.journal_dir else {
+        // A short group-commit window keeps registration → attribution
+        // latency low.
+        let (writer, task) = ClickWriter::spawn(
+            store.clone(),
+            WriterConfig {
+                max_rows: 10_000,
+                max_delay: Duration::from_millis(attribution.event_batch_delay_ms),
+                // One group at a time: events arriving during an INSERT join
+                // the next group (fewer, larger INSERTs under load; two in
+                // flight measured slower: more, smaller INSERTs).
+                max_in_flight: 1,
+                attempts: 3,
+            },
+        );
+        return Ok((EventSink::Direct(writer), task));
+    };
+    let setup = JournalSetup {
+        dir: dir.clone(),
+        journal: JournalConfig::default(),
+        pipeline: PipelineConfig {
+            max_backlog_bytes: attribution.journal_max_backlog_bytes,
+            wait_timeout: ch_timeout,
+            ..PipelineConfig::default()
+        },
+        // The shipper gathers (every 200 ms) and retries itself: one
+        // attempt, no extra delay, everything read in one INSERT per table.
+        shipping: WriterConfig {
+            max_rows: 1_000_000,
+            max_delay: Duration::ZERO,
+            max_in_flight: 1,
+            attempts: 1,
+        },
+    };
+    let (sink, task) = EventSink::spawn_journaled(store.clone(), setup)
+        .await
+        .with_context(|| format!("opening the event journal in {}", dir.display()))?;
+    let started = tokio::time::Instant::now();
+    sink.replay(startup_wait.max(ch_timeout * 3))
+        .await
+        .with_context(|| {
+            format!(
+                "replaying the event journal in {} into ClickHouse",
+                dir.display()
+            )
+        })?;
+    tracing::info!(
+        dir = %dir.display(),
+        ms = started.elapsed().as_millis() as u64,
+        "event journal replayed into ClickHouse"
+    );
+    Ok((sink, task))
 }
 
 /// The recent-click index; with `single_instance`, its device filter is

@@ -9,6 +9,7 @@
 
 pub mod fraud;
 pub mod health;
+pub mod journal;
 pub mod ledger;
 pub mod lookups;
 pub mod migrations;

@@ -10,15 +10,22 @@
 //! are written concurrently; beyond that the channel fills and callers wait
 //! (backpressure). Dropping every [`ClickWriter`] drains and flushes what is
 //! pending, which is how shutdown keeps what it has accepted.
+//!
+//! Brand events are written through an [`EventSink`]: straight through a
+//! [`ClickWriter`], or through the local [`journal`](super::journal) (durable
+//! once fsynced there, shipped to ClickHouse by a [`ClickWriter`] later).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::fraud::FraudScoreRow;
+use super::journal::{Journal, JournalConfig, JournalError, Journaled, PipelineConfig};
 use super::rows::{AttributionRow, ClickRow, GeoBlockRow, PlayerEventRow, PlayerRow};
 use super::{retry, Store, StoreError};
 
@@ -46,20 +53,27 @@ impl Default for WriterConfig {
     }
 }
 
-/// Rows of one request.
-#[derive(Debug, Default)]
+/// Rows of one request (also the record of the event journal, as JSON).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WriteBatch {
     /// Rows for `clicks`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clicks: Vec<ClickRow>,
     /// Rows for `geo_blocked_clicks`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub geo_blocks: Vec<GeoBlockRow>,
     /// Rows for `player_events`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<PlayerEventRow>,
     /// Rows for `players`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub players: Vec<PlayerRow>,
     /// Rows for `attributions`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attributions: Vec<AttributionRow>,
     /// Rows for `fraud_scores`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fraud_scores: Vec<FraudScoreRow>,
 }
 
@@ -71,6 +85,20 @@ impl WriteBatch {
             + self.players.len()
             + self.attributions.len()
             + self.fraud_scores.len()
+    }
+
+    /// All rows of `batches` in one batch.
+    fn merged(batches: Vec<WriteBatch>) -> WriteBatch {
+        let mut all = WriteBatch::default();
+        for b in batches {
+            all.clicks.extend(b.clicks);
+            all.geo_blocks.extend(b.geo_blocks);
+            all.events.extend(b.events);
+            all.players.extend(b.players);
+            all.attributions.extend(b.attributions);
+            all.fraud_scores.extend(b.fraud_scores);
+        }
+        all
     }
 }
 
@@ -149,6 +177,154 @@ impl ClickWriter {
             .await
             .map_err(|_| Arc::new(StoreError::ShutDown))?;
         done.await.map_err(|_| Arc::new(StoreError::ShutDown))?
+    }
+}
+
+/// Proof that rows written through an [`EventSink`] are durable, and a way
+/// to wait until ClickHouse has them ([`EventSink::in_clickhouse`]).
+/// Ordered: a later write has a later receipt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Receipt(u64);
+
+/// Where brand events are written.
+#[derive(Debug, Clone)]
+pub enum EventSink {
+    /// Straight into ClickHouse: a write returns once ClickHouse has the
+    /// rows.
+    Direct(ClickWriter),
+    /// Through the local journal: a write returns once the rows are
+    /// fsynced there; they reach ClickHouse in the background.
+    Journaled(Journaled<WriteBatch>),
+}
+
+/// How to set up a journaled [`EventSink`].
+#[derive(Debug, Clone)]
+pub struct JournalSetup {
+    /// The journal directory (created if missing).
+    pub dir: PathBuf,
+    /// Segment and append limits.
+    pub journal: JournalConfig,
+    /// Backlog, shipping and waiting limits.
+    pub pipeline: PipelineConfig,
+    /// The writer that ships journaled rows to ClickHouse.
+    pub shipping: WriterConfig,
+}
+
+/// The storage error a journal failure means to callers: the journal being
+/// full, behind or failing is "try again later" (503).
+fn journal_store_error(e: JournalError) -> StoreError {
+    match e {
+        JournalError::Closed => StoreError::ShutDown,
+        JournalError::Group(shared) => match Arc::try_unwrap(shared) {
+            Ok(e) => journal_store_error(e),
+            Err(shared) => StoreError::Unavailable(format!("event journal: {shared}")),
+        },
+        e @ (JournalError::TooLarge { .. } | JournalError::Encoding(_)) => {
+            StoreError::Rejected(format!("event journal: {e}"))
+        }
+        e => StoreError::Unavailable(format!("event journal: {e}")),
+    }
+}
+
+impl EventSink {
+    /// Opens the journal in `setup.dir` (refusing a corrupt one, see
+    /// [`Journal::open`]) and starts shipping it — first whatever an earlier
+    /// run left in it — to ClickHouse. Use [`EventSink::replay`] to wait for
+    /// the leftovers.
+    pub async fn spawn_journaled(
+        store: Store,
+        setup: JournalSetup,
+    ) -> Result<(EventSink, WriterTask), JournalError> {
+        let JournalSetup {
+            dir,
+            journal,
+            pipeline,
+            shipping,
+        } = setup;
+        let open_dir = dir.clone();
+        let journal = tokio::task::spawn_blocking(move || Journal::open(&open_dir, journal))
+            .await
+            .map_err(|e| JournalError::Io {
+                path: dir,
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        let (writer, writer_task) = ClickWriter::spawn(store, shipping);
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let ship = move |batches: Vec<WriteBatch>| {
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(WriteBatch::merged(batches))
+                    .await
+                    .map_err(StoreError::from_shared)
+            }
+        };
+        let (journaled, journal_task) = Journaled::spawn(journal, pipeline, drain_rx, ship)?;
+        // The shipping writer stops once the shipper (holding its handle)
+        // has.
+        let handle = tokio::spawn(async move {
+            journal_task.finished().await;
+            writer_task.finished().await;
+        });
+        let task = WriterTask {
+            handle,
+            drain: Drainer(Arc::new(drain_tx)),
+        };
+        Ok((EventSink::Journaled(journaled), task))
+    }
+
+    /// Writes the rows; returns once they are durable (in ClickHouse, or in
+    /// the journal).
+    pub async fn write(&self, batch: WriteBatch) -> Result<Receipt, Arc<StoreError>> {
+        match self {
+            EventSink::Direct(writer) => writer.write(batch).await.map(|()| Receipt(0)),
+            EventSink::Journaled(_) if batch.len() == 0 => Ok(Receipt(0)),
+            EventSink::Journaled(journal) => journal
+                .append(&batch)
+                .await
+                .map(Receipt)
+                .map_err(|e| Arc::new(journal_store_error(e))),
+        }
+    }
+
+    /// Every write whose receipt is at most this one is in ClickHouse.
+    pub fn in_clickhouse_up_to(&self) -> Receipt {
+        match self {
+            EventSink::Direct(_) => Receipt(u64::MAX),
+            EventSink::Journaled(journal) => Receipt(journal.shipped()),
+        }
+    }
+
+    /// Waits (at most the journal's wait timeout) until the rows of
+    /// `receipt` are in ClickHouse.
+    pub async fn in_clickhouse(&self, receipt: Receipt) -> Result<(), StoreError> {
+        match self {
+            EventSink::Direct(_) => Ok(()),
+            EventSink::Journaled(journal) => journal
+                .wait_shipped(receipt.0)
+                .await
+                .map_err(journal_store_error),
+        }
+    }
+
+    /// Waits until every write acknowledged so far is in ClickHouse.
+    pub async fn all_in_clickhouse(&self) -> Result<(), StoreError> {
+        match self {
+            EventSink::Direct(_) => Ok(()),
+            EventSink::Journaled(journal) => journal
+                .wait_all_shipped()
+                .await
+                .map_err(journal_store_error),
+        }
+    }
+
+    /// Waits until what the journal held at open is in ClickHouse (see
+    /// [`Journaled::replay`]); at once for a direct sink.
+    pub async fn replay(&self, stall: Duration) -> Result<(), JournalError> {
+        match self {
+            EventSink::Direct(_) => Ok(()),
+            EventSink::Journaled(journal) => journal.replay(stall).await,
+        }
     }
 }
 

@@ -437,3 +437,27 @@ pub fn store_config(app: &TestApp) -> clickstitch_aggregator::store::ClickHouseC
         compress: false,
     }
 }
+
+/// Like [`spawn_app_configured`], on a ClickHouse server of its own (for
+/// tests that stop it).
+pub async fn spawn_app_own_clickhouse_configured(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let server = tokio::task::spawn_blocking(ClickHouseServer::start)
+        .await
+        .expect("join")
+        .expect("start a ClickHouse server");
+    start(Ch::Own(server), unique_database_name("agg_test"), tweak).await
+}
+
+impl TestApp {
+    /// Stops this aggregator and starts a fresh one (nothing in memory) on
+    /// the same ClickHouse server and database, with the test settings
+    /// adjusted by `tweak`.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        self.stop().await;
+        let placeholder = tokio::task::spawn_blocking(ClickHouseServer::shared)
+            .await
+            .expect("join");
+        let ch = std::mem::replace(&mut self.ch, Ch::Shared(placeholder));
+        start(ch, self.database.clone(), tweak).await
+    }
+}

@@ -9,3 +9,4 @@ mod events;
 mod fraud;
 mod health;
 mod helpers;
+mod journal;
