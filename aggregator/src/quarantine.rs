@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use clickstitch_shared::bot::BotVerdict;
-use clickstitch_shared::fingerprint::Hash128;
+use clickstitch_shared::fingerprint::{device_fingerprint, DeviceSignals, Hash128};
 use clickstitch_shared::{AffiliateId, BrandId, Click, ClickId, CountryCode, ShortCode};
 
 use crate::bounded::BoundedMap;
@@ -229,6 +229,10 @@ pub struct Quarantine {
     /// Recent registrations that scored above zero (carried into the
     /// first deposit's score).
     registration_scores: StdMutex<BoundedMap<(BrandId, String), u8>>,
+    /// Recent clicks that scored above zero, by click id (carried into
+    /// their registration's score: a credited click is never held, so the
+    /// held book does not know its score).
+    click_scores: StdMutex<BoundedMap<(BrandId, String), u8>>,
 }
 
 fn secs(ms: u64) -> u32 {
@@ -275,6 +279,7 @@ impl Quarantine {
             authoritative,
             decisions: tokio::sync::Mutex::new(()),
             registration_scores: StdMutex::new(BoundedMap::new(1_000_000)),
+            click_scores: StdMutex::new(BoundedMap::new(1_000_000)),
         }
     }
 
@@ -451,6 +456,19 @@ impl Quarantine {
         held.get(&(brand, kind, id.to_owned())).map(|h| h.score)
     }
 
+    /// A click's score: from the held book (a quarantined click, possibly
+    /// approved since), else from the recent scores above zero; None for a
+    /// click that scored 0 (or left the bounded map).
+    fn click_score(&self, brand: BrandId, id: &str) -> Option<u8> {
+        self.held_score(brand, EntityKind::Click, id).or_else(|| {
+            self.click_scores
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(brand, id.to_owned()))
+                .copied()
+        })
+    }
+
     /// Records stored rows: quarantined ones become held (pending review
     /// unless already decided). Call once the rows are durable.
     pub fn hold(&self, rows: &[FraudScoreRow]) {
@@ -487,6 +505,10 @@ impl Quarantine {
             self.record(EntityKind::Click, &score);
             if score.value > 0 {
                 rows.insert(i, self.click_row(click, &score, now_ms));
+                self.click_scores
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((f.brand_id, click.click_id.to_string()), score.value);
             }
             for e in &score.escalations {
                 let by = click.click_id.to_string();
@@ -723,13 +745,7 @@ impl Quarantine {
                 country: CountryCode::parse(std::str::from_utf8(&c.country).ok()?).ok()?,
                 click_score: ClickId::try_from(c.click_id)
                     .ok()
-                    .and_then(|id| {
-                        self.held_score(
-                            BrandId::from(c.brand_id),
-                            EntityKind::Click,
-                            &id.to_string(),
-                        )
-                    })
+                    .and_then(|id| self.click_score(BrandId::from(c.brand_id), &id.to_string()))
                     .unwrap_or(0),
             })
         });
@@ -1003,6 +1019,7 @@ impl Quarantine {
 }
 
 fn registration_facts_of(r: &FraudScoreRow) -> RegistrationFacts {
+    let device = Hash128::parse(&r.device_fingerprint).ok();
     RegistrationFacts {
         brand_id: BrandId::from(r.brand_id),
         brand_player_id: r.brand_player_id.clone(),
@@ -1011,17 +1028,18 @@ fn registration_facts_of(r: &FraudScoreRow) -> RegistrationFacts {
         country: CountryCode::UNKNOWN,
         ip: r.ip.parse().ok(),
         asn: None,
-        device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
-        // Escalation scopes only need the click time (long CTIT).
-        click: (r.click_at_ms > 0)
-            .then(|| Hash128::parse(&r.device_fingerprint).ok())
-            .flatten()
-            .map(|fp| ClickContext {
-                clicked_at_ms: r.click_at_ms,
-                device_fingerprint: fp,
-                country: CountryCode::UNKNOWN,
-                click_score: 0,
-            }),
+        device_fingerprint: device,
+        // Escalation scopes only need the click time (long CTIT). The
+        // click's device is not stored with the registration, and the
+        // registration's own is missing when the brand reports none: a
+        // placeholder stands in, so such registrations are covered too.
+        click: (r.click_at_ms > 0).then(|| ClickContext {
+            clicked_at_ms: r.click_at_ms,
+            device_fingerprint: device
+                .unwrap_or_else(|| device_fingerprint(&DeviceSignals::default())),
+            country: CountryCode::UNKNOWN,
+            click_score: 0,
+        }),
     }
 }
 
@@ -1033,5 +1051,57 @@ fn no_score() -> Score {
         policy_version: String::new(),
         hits: Vec::new(),
         escalations: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fraud::Signal;
+
+    const HOUR_MS: u64 = 3_600_000;
+
+    fn stored_registration(device_fingerprint: &str) -> FraudScoreRow {
+        FraudScoreRow {
+            brand_id: Uuid::from_u128(1),
+            entity_kind: kind::REGISTRATION,
+            entity_id: "reg-1".into(),
+            brand_player_id: "p-1".into(),
+            affiliate_id: Some(Uuid::from_u128(2)),
+            link_code: String::new(),
+            occurred_at: 0,
+            occurred_at_ms: 100 * HOUR_MS,
+            click_at_ms: HOUR_MS,
+            ip: String::new(),
+            device_fingerprint: device_fingerprint.into(),
+            score: 0,
+            quarantined: 0,
+            policy_version: String::new(),
+            signals: "[]".into(),
+            escalated_by: String::new(),
+            scored_at: 0,
+            scored_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_long_ctit_escalation_covers_stored_registrations_with_and_without_a_device() {
+        let e = Escalation {
+            signal: Signal::ClickFlooding,
+            scope: EscalationScope::AffiliateLongCtit {
+                brand_id: BrandId::from(Uuid::from_u128(1)),
+                affiliate_id: AffiliateId::from(Uuid::from_u128(2)),
+                ctit_over_ms: 24 * HOUR_MS,
+            },
+            from_ms: 0,
+            to_ms: 200 * HOUR_MS,
+        };
+        for device in ["", "0123456789abcdef0123456789abcdef"] {
+            let facts = registration_facts_of(&stored_registration(device));
+            assert!(e.covers_registration(&facts), "device {device:?}");
+        }
+        let mut short = stored_registration("");
+        short.click_at_ms = 99 * HOUR_MS;
+        assert!(!e.covers_registration(&registration_facts_of(&short)));
     }
 }

@@ -7,6 +7,7 @@ mod clicks;
 mod commissions;
 mod events;
 mod fraud;
+mod fraud_scenarios;
 mod health;
 mod helpers;
 mod journal;
