@@ -517,7 +517,14 @@ impl Quarantine {
                         let row = rows
                             .remove(&j)
                             .unwrap_or_else(|| self.click_row(earlier, &no_score(), now_ms));
-                        rows.insert(j, self.escalate_row(row, e, &by, now_ms));
+                        // Already held (on its own or by an earlier
+                        // escalation): nothing to add.
+                        let row = if row.quarantined == 1 {
+                            row
+                        } else {
+                            self.escalate_row(row, e, &by, now_ms)
+                        };
+                        rows.insert(j, row);
                     }
                 }
                 escalations.push((e.clone(), by));
@@ -599,6 +606,7 @@ impl Quarantine {
         now_ms: u64,
     ) -> Result<Vec<FraudScoreRow>, StoreError> {
         let mut out: HashMap<(Uuid, i8, String), FraudScoreRow> = HashMap::new();
+        let mut fresh: HashSet<(Uuid, i8, String)> = HashSet::new();
         for (e, by) in escalations {
             let (brand, kind_code, candidates) = match &e.scope {
                 EscalationScope::LinkIp {
@@ -706,20 +714,21 @@ impl Quarantine {
                     .remove(&key)
                     .or_else(|| stored.get(&c.entity_id).cloned())
                     .unwrap_or(c);
-                if base.quarantined == 1
-                    && base.escalated_by.is_empty()
-                    && base.score >= self.threshold(brand)
-                {
-                    // Already quarantined on its own: nothing to add.
+                if base.quarantined == 1 {
+                    // Already held (on its own or by an earlier
+                    // escalation): no new row.
                     out.insert(key, base);
                     continue;
                 }
+                fresh.insert(key.clone());
                 out.insert(key, self.escalate_row(base, e, by, now_ms));
             }
         }
+        // Only the rows escalated by this call are new.
         let rows: Vec<FraudScoreRow> = out
-            .into_values()
-            .filter(|r| !r.escalated_by.is_empty() && r.scored_at_ms == now_ms.max(r.scored_at_ms))
+            .into_iter()
+            .filter(|(k, _)| fresh.contains(k))
+            .map(|(_, r)| r)
             .collect();
         self.store.save_scores(&rows).await?;
         self.hold(&rows);
