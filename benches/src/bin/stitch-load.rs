@@ -113,8 +113,13 @@ async fn main() -> anyhow::Result<()> {
         "token",
     )?;
 
-    // Store the clicks, each with its own device.
+    // Store the clicks, each with its own device and network, spread over
+    // the two hours before the run up to ten minutes before it: ordinary
+    // traffic that fraud scoring leaves alone (no IP or /24 bursts, no
+    // registration seconds after its click).
     let mut ids = ClickIdGenerator::new();
+    let span_start = now_ms().saturating_sub(2 * 3_600_000);
+    let span_ms = 110 * 60_000 / a.clicks.max(1) as u64;
     let mut click_ids = Vec::with_capacity(a.clicks);
     let started = Instant::now();
     for chunk in 0..a.clicks.div_ceil(5000) {
@@ -124,7 +129,10 @@ async fn main() -> anyhow::Result<()> {
                 let k = chunk * 5000 + i;
                 let mut random = [0u8; 10];
                 random[2..].copy_from_slice(&(k as u64).to_be_bytes());
-                let id = ids.next_id(now_ms(), random);
+                let id = ids.next_id(span_start + k as u64 * span_ms, random);
+                // A multiplicative hash spreads consecutive clicks over
+                // distinct /24s of public-looking space.
+                let h = (k as u32).wrapping_mul(2_654_435_761);
                 RawClick {
                     click_id: id.to_string(),
                     clicked_at_ms: id.timestamp_ms(),
@@ -133,7 +141,13 @@ async fn main() -> anyhow::Result<()> {
                     affiliate_id: text(&aff, "affiliate_id").unwrap_or_default(),
                     campaign_id: text(&camp, "campaign_id").unwrap_or_default(),
                     country: "DE".into(),
-                    ip: format!("10.{}.{}.{}", (k >> 16) & 255, (k >> 8) & 255, k & 255),
+                    ip: format!(
+                        "{}.{}.{}.{}",
+                        11 + (h >> 24) % 200,
+                        (h >> 16) & 255,
+                        (h >> 8) & 255,
+                        h & 255
+                    ),
                     user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0".into(),
                     device_fingerprint: format!("{:032x}", k as u128 * 2_654_435_761),
                     identity_hash: format!("{:032x}", k as u128 * 40_503),
