@@ -777,30 +777,7 @@ impl Quarantine {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert((event.brand_id, facts.brand_player_id.clone()), score.value);
         }
-        let row = FraudScoreRow {
-            brand_id: event.brand_id.as_uuid(),
-            entity_kind: kind::REGISTRATION,
-            entity_id: event.event_id.as_str().to_owned(),
-            brand_player_id: event.brand_player_id.as_str().to_owned(),
-            affiliate_id: facts.affiliate_id.map(|a| a.as_uuid()),
-            link_code: last_click.map(|c| c.link_code.clone()).unwrap_or_default(),
-            occurred_at: secs(event.occurred_at_ms),
-            occurred_at_ms: event.occurred_at_ms,
-            click_at_ms: last_click.map_or(0, |c| c.clicked_at_ms),
-            ip: event.device.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            device_fingerprint: event
-                .device
-                .device_fingerprint
-                .map(|f| f.to_string())
-                .unwrap_or_default(),
-            score: score.value,
-            quarantined: u8::from(score.quarantined),
-            policy_version: score.policy_version.clone(),
-            signals: signals_json(&score.hits),
-            escalated_by: String::new(),
-            scored_at: secs(now_ms),
-            scored_at_ms: now_ms,
-        };
+        let row = event_row(event, kind::REGISTRATION, &score, last_click, now_ms);
         (score, row)
     }
 
@@ -843,30 +820,7 @@ impl Quarantine {
         };
         let score = self.scorer.score_first_deposit(&facts);
         self.record(EntityKind::FirstDeposit, &score);
-        let row = FraudScoreRow {
-            brand_id: event.brand_id.as_uuid(),
-            entity_kind: kind::FIRST_DEPOSIT,
-            entity_id: event.event_id.as_str().to_owned(),
-            brand_player_id: event.brand_player_id.as_str().to_owned(),
-            affiliate_id: None,
-            link_code: String::new(),
-            occurred_at: secs(event.occurred_at_ms),
-            occurred_at_ms: event.occurred_at_ms,
-            click_at_ms: 0,
-            ip: event.device.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            device_fingerprint: event
-                .device
-                .device_fingerprint
-                .map(|f| f.to_string())
-                .unwrap_or_default(),
-            score: score.value,
-            quarantined: u8::from(score.quarantined),
-            policy_version: score.policy_version.clone(),
-            signals: signals_json(&score.hits),
-            escalated_by: String::new(),
-            scored_at: secs(now_ms),
-            scored_at_ms: now_ms,
-        };
+        let row = event_row(event, kind::FIRST_DEPOSIT, &score, None, now_ms);
         Ok(Some((score, row)))
     }
 
@@ -1049,6 +1003,41 @@ fn registration_facts_of(r: &FraudScoreRow) -> RegistrationFacts {
             country: CountryCode::UNKNOWN,
             click_score: 0,
         }),
+    }
+}
+
+/// The `fraud_scores` row of a scored registration or first deposit;
+/// `click` is the registration's latest credited click.
+fn event_row(
+    event: &BrandEvent,
+    entity_kind: i8,
+    score: &Score,
+    click: Option<&ClickSummaryRow>,
+    now_ms: u64,
+) -> FraudScoreRow {
+    FraudScoreRow {
+        brand_id: event.brand_id.as_uuid(),
+        entity_kind,
+        entity_id: event.event_id.as_str().to_owned(),
+        brand_player_id: event.brand_player_id.as_str().to_owned(),
+        affiliate_id: click.map(|c| c.affiliate_id),
+        link_code: click.map(|c| c.link_code.clone()).unwrap_or_default(),
+        occurred_at: secs(event.occurred_at_ms),
+        occurred_at_ms: event.occurred_at_ms,
+        click_at_ms: click.map_or(0, |c| c.clicked_at_ms),
+        ip: event.device.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        device_fingerprint: event
+            .device
+            .device_fingerprint
+            .map(|f| f.to_string())
+            .unwrap_or_default(),
+        score: score.value,
+        quarantined: u8::from(score.quarantined),
+        policy_version: score.policy_version.clone(),
+        signals: signals_json(&score.hits),
+        escalated_by: String::new(),
+        scored_at: secs(now_ms),
+        scored_at_ms: now_ms,
     }
 }
 

@@ -165,7 +165,17 @@ impl Network {
         }
     }
 
-    /// Whether `ip` is inside this network.
+    /// How explanations name it: a single IPv4 address bare, anything else
+    /// with its prefix.
+    pub fn host_label(&self) -> String {
+        if self.prefix == 32 {
+            self.addr.to_string()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// Whether `ip` lies in this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let other = match ip.to_canonical() {
             IpAddr::V4(v4) => Self::v4(v4, self.prefix),
@@ -292,11 +302,7 @@ pub fn ip_velocity(
     link: &ShortCode,
 ) -> Option<SignalHit> {
     let points = count_points(rule.points, rule.limit, clicks);
-    let who = if ip.prefix == 32 {
-        ip.addr.to_string()
-    } else {
-        ip.to_string()
-    };
+    let who = ip.host_label();
     (points > 0).then(|| SignalHit {
         signal: Signal::IpVelocity,
         points,
@@ -335,11 +341,7 @@ pub fn ip_registrations(
     ip: Network,
 ) -> Option<SignalHit> {
     let points = count_points(rule.points, rule.limit, players);
-    let who = if ip.prefix == 32 {
-        ip.addr.to_string()
-    } else {
-        ip.to_string()
-    };
+    let who = ip.host_label();
     (points > 0).then(|| SignalHit {
         signal: Signal::IpRegistrations,
         points,
