@@ -211,26 +211,21 @@ impl CommissionJob {
     /// Runs the job every `every` (first at once) until `shutdown`
     /// completes. Failures are logged and retried at the next tick.
     pub async fn run_until_stopped(self, every: Duration, shutdown: impl Future<Output = ()>) {
-        let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = ticks.tick() => match self.run_once(now_ms()).await {
-                    Ok(r) if r.entries.is_empty() => {
-                        tracing::debug!(players = r.players, "commission run: nothing to append");
-                    }
-                    Ok(r) => tracing::info!(
-                        players = r.players,
-                        entries = r.entries.len(),
-                        statements = r.statements_appended,
-                        "commission run appended entries"
-                    ),
-                    Err(e) => tracing::error!(error = format!("{e:#}"), "commission run failed"),
-                },
+        crate::schedule::every(every, shutdown, || async {
+            match self.run_once(now_ms()).await {
+                Ok(r) if r.entries.is_empty() => {
+                    tracing::debug!(players = r.players, "commission run: nothing to append");
+                }
+                Ok(r) => tracing::info!(
+                    players = r.players,
+                    entries = r.entries.len(),
+                    statements = r.statements_appended,
+                    "commission run appended entries"
+                ),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "commission run failed"),
             }
-        }
+        })
+        .await;
         tracing::info!("commission job stopped");
     }
 

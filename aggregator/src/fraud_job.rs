@@ -77,19 +77,12 @@ impl FraudJob {
 
     /// Runs every `every` until `shutdown` completes.
     pub async fn run_until_stopped(self, every: Duration, shutdown: impl Future<Output = ()>) {
-        let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = ticks.tick() => {
-                    if let Err(e) = self.run_once(now_ms()).await {
-                        tracing::error!(error = format!("{e:#}"), "fraud job run failed");
-                    }
-                }
+        crate::schedule::every(every, shutdown, || async {
+            if let Err(e) = self.run_once(now_ms()).await {
+                tracing::error!(error = format!("{e:#}"), "fraud job run failed");
             }
-        }
+        })
+        .await;
         tracing::info!("fraud job stopped");
     }
 }

@@ -27,6 +27,7 @@ pub mod money;
 pub mod presence;
 pub mod quarantine;
 pub mod routes;
+pub mod schedule;
 pub mod startup;
 pub mod stitching;
 pub mod store;

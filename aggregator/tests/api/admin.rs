@@ -32,12 +32,7 @@ async fn a_link_with_an_unsafe_destination_or_unknown_references_is_refused_with
         )
         .await;
     assert_eq!(status, 422, "{body}");
-    let fields: Vec<&str> = body["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .map(|d| d["field"].as_str().expect("field"))
-        .collect();
+    let fields = crate::helpers::problem_fields(&body);
     assert_eq!(fields, ["destination_template", "allowed_countries"]);
 
     let (status, body) = app

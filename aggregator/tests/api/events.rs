@@ -336,12 +336,7 @@ async fn only_a_brand_key_may_report_events_and_bad_events_get_every_reason() {
         .post_event(&brand, json!({"event_id": "d-1", "type": "deposit", "player_id": "p", "amount": 50.5, "currency": "EURO"}))
         .await;
     assert_eq!(s, 422, "{body}");
-    let fields: Vec<&str> = body["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .map(|d| d["field"].as_str().expect("field"))
-        .collect();
+    let fields = crate::helpers::problem_fields(&body);
     assert_eq!(fields, ["occurred_at", "currency"]);
     let (s, _, body) = app
         .post_event(

@@ -149,12 +149,7 @@ async fn a_decision_needs_the_operator_and_a_reviewer_and_bad_input_gets_every_r
         )
         .await;
     assert_eq!(s, 422, "{body}");
-    let fields: Vec<&str> = body["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .map(|d| d["field"].as_str().expect("field"))
-        .collect();
+    let fields = crate::helpers::problem_fields(&body);
     assert_eq!(
         fields,
         ["kind", "brand_id", "decision", "reviewer"],

@@ -461,3 +461,13 @@ impl TestApp {
         start(ch, self.database.clone(), tweak).await
     }
 }
+
+/// The `field` of every problem in a 4xx body's `details`, in order.
+pub fn problem_fields(body: &Value) -> Vec<&str> {
+    body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| d["field"].as_str().expect("field"))
+        .collect()
+}
