@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -41,7 +41,7 @@ use crate::commission::{
 use crate::commission_job::{CommissionError, CommissionJob, RunReport, Saved};
 use crate::error::{ApiError, Problem};
 use crate::money::{Currency, Money, Rate};
-use crate::routes::admin::ApiJson;
+use crate::routes::admin::{ApiJson, ApiQuery};
 use crate::startup::AppState;
 use crate::store::ledger::{brands_of, LedgerScope, LedgerStoreError, StoredFxTable};
 
@@ -594,7 +594,7 @@ fn parse_states(text: &str) -> Result<BTreeSet<EntryState>, ApiError> {
 pub async fn get_commissions(
     caller: ApiCaller,
     State(state): State<AppState>,
-    Query(q): Query<CommissionsQuery>,
+    ApiQuery(q): ApiQuery<CommissionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let only = match q.affiliate_id.as_deref() {
         None => None,

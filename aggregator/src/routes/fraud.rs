@@ -9,7 +9,7 @@
 //! decision is binding (409 after), and records who decided and when.
 //! Operator token only: brands and affiliates never see the review queue.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,7 +22,7 @@ use crate::auth::Operator;
 use crate::clock::now_ms;
 use crate::error::{ApiError, Problem};
 use crate::quarantine::{EntityKind, ReviewError, Verdict};
-use crate::routes::admin::ApiJson;
+use crate::routes::admin::{ApiJson, ApiQuery};
 use crate::startup::AppState;
 
 /// Largest page of the list.
@@ -66,7 +66,7 @@ fn parse_kind(text: &str, field: &str) -> Result<EntityKind, Problem> {
 pub async fn list(
     _op: Operator,
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut problems = Vec::new();
     let brand = q
