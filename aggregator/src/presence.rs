@@ -7,7 +7,9 @@
 //! a false positive costs a query, never a wrong answer). [`RepeatFilter`]
 //! answers "was this key possibly added more than once?" with the same
 //! guarantee. Lock-free (atomic bit sets), fixed memory: about 1.2 bytes
-//! per expected key at 1 % false positives. Past the expected number of
+//! per expected key at ≈ 1 % false positives. Blocked: all probes of a key
+//! fall in one 64-byte block, so a lookup costs one cache miss, not seven
+//! (a plain Bloom filter's inserts were 7 % of click ingest's CPU). Past the expected number of
 //! keys the false-positive rate grows, which again only costs queries.
 //! Knows nothing of what the keys mean.
 
@@ -19,11 +21,14 @@ const BITS_PER_KEY: usize = 10;
 /// Probes per key.
 const PROBES: u64 = 7;
 
-/// A Bloom filter over hashable keys.
+/// Words per block (one 64-byte cache line).
+const BLOCK_WORDS: usize = 8;
+
+/// A blocked Bloom filter over hashable keys.
 #[derive(Debug)]
 pub struct PresenceFilter {
     words: Vec<AtomicU64>,
-    bits: u64,
+    blocks: u64,
 }
 
 fn hash_of<K: Hash + ?Sized>(key: &K) -> u64 {
@@ -36,9 +41,10 @@ impl PresenceFilter {
     /// A filter sized for `expected_keys` keys.
     pub fn with_capacity(expected_keys: usize) -> Self {
         let bits = (expected_keys.max(1024) * BITS_PER_KEY).next_power_of_two();
+        let words = bits / 64;
         Self {
-            words: (0..bits / 64).map(|_| AtomicU64::new(0)).collect(),
-            bits: bits as u64,
+            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            blocks: (words / BLOCK_WORDS) as u64,
         }
     }
 
@@ -48,11 +54,13 @@ impl PresenceFilter {
     }
 
     fn probes(&self, hash: u64) -> impl Iterator<Item = (usize, u64)> + '_ {
-        // Kirsch–Mitzenmacher: k probes from two halves of one hash.
-        let (h1, h2) = (hash & 0xffff_ffff, (hash >> 32) | 1);
+        // The block from the hash; the bit positions inside its 512 bits
+        // from a remix of it, 9 bits each.
+        let base = (hash % self.blocks) as usize * BLOCK_WORDS;
+        let bits = (hash ^ (hash >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         (0..PROBES).map(move |i| {
-            let bit = h1.wrapping_add(i.wrapping_mul(h2)) & (self.bits - 1);
-            ((bit / 64) as usize, 1u64 << (bit % 64))
+            let bit = (bits >> (i * 9)) & 511;
+            (base + (bit / 64) as usize, 1u64 << (bit % 64))
         })
     }
 

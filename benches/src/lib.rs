@@ -266,42 +266,80 @@ pub mod clicks {
     /// a zero timestamp; templates are stored without it.
     const HEAD: &str = r#"{"click_id":"","clicked_at_ms":0,"#;
     const IDENTITY_KEY: &str = r#""identity_hash":""#;
+    const IP_KEY: &str = r#""ip":""#;
+    /// First octets of busy public IPv4 ranges (European and US ISPs).
+    const FIRST_OCTETS: [u8; 24] = [
+        24, 31, 37, 46, 62, 73, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94,
+        95,
+    ];
 
     /// One click shape, serialised, split around the per-click parts.
     #[derive(Debug, Clone)]
     pub struct ClickTemplate {
-        /// From `"link_code"` up to and including `"identity_hash":"`.
+        /// From `"link_code"` up to and including `"ip":"`.
+        before_ip: String,
+        /// Whether the visitor is on IPv6.
+        ipv6: bool,
+        /// From the IP's closing quote up to and including `"identity_hash":"`.
         before_identity: String,
         /// From the identity hash's closing quote to the closing `}`.
         after_identity: String,
     }
 
     impl ClickTemplate {
-        /// Serialises `raw` (its click id, timestamp and identity hash are
-        /// replaced per click).
+        /// Serialises `raw` (its click id, timestamp, IP and identity hash
+        /// are replaced per click; the IP keeps its family).
         pub fn new(raw: &RawClick) -> Self {
             let mut raw = raw.clone();
+            let ipv6 = raw.ip.contains(':');
             raw.click_id.clear();
             raw.clicked_at_ms = 0;
+            raw.ip.clear();
             raw.identity_hash.clear();
             let json = serde_json::to_string(&raw).expect("a RawClick serialises");
             let rest = json
                 .strip_prefix(HEAD)
                 .expect("RawClick serialises click_id and clicked_at_ms first");
+            let ip_at = rest.find(IP_KEY).expect("RawClick has ip") + IP_KEY.len();
             let at =
                 rest.find(IDENTITY_KEY).expect("RawClick has identity_hash") + IDENTITY_KEY.len();
             Self {
-                before_identity: rest[..at].to_owned(),
+                before_ip: rest[..ip_at].to_owned(),
+                ipv6,
+                before_identity: rest[ip_at..at].to_owned(),
                 after_identity: rest[at..].to_owned(),
             }
         }
 
-        /// Appends this click with `id` and `identity` (16 bytes) to `out`.
+        /// Appends this click with `id` and `identity` (16 bytes) to `out`;
+        /// the visitor's IP is drawn from `identity` too, over millions of
+        /// /24s (IPv4) or /64s (IPv6), as real traffic is spread.
         pub fn write(&self, out: &mut String, id: ClickId, identity: u128) {
             out.push_str(r#"{"click_id":""#);
             let _ = write!(out, "{id}");
             out.push_str(r#"","clicked_at_ms":"#);
             let _ = write!(out, "{},", id.timestamp_ms());
+            out.push_str(&self.before_ip);
+            let bits = (identity >> 64) as u64;
+            if self.ipv6 {
+                let _ = write!(
+                    out,
+                    "2a02:{:x}:{:x}:{:x}::{:x}",
+                    0x8100 + (bits & 0xff),
+                    (bits >> 8) & 0xffff,
+                    (bits >> 24) & 0xffff,
+                    (bits >> 40) & 0xffff
+                );
+            } else {
+                let first = FIRST_OCTETS[(bits % FIRST_OCTETS.len() as u64) as usize];
+                let _ = write!(
+                    out,
+                    "{first}.{}.{}.{}",
+                    (bits >> 8) & 0xff,
+                    (bits >> 16) & 0xff,
+                    1 + (bits >> 24) % 254
+                );
+            }
             out.push_str(&self.before_identity);
             let _ = write!(out, "{identity:032x}");
             out.push_str(&self.after_identity);

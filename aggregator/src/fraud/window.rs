@@ -190,7 +190,19 @@ struct SlotIndex {
     horizon: u64,
     occupied: usize,
     evictions: u64,
+    /// Cuckoo steps that found nothing, in a row.
+    cuckoo_misses: u32,
+    /// Claims left that skip the cuckoo step (after many misses in a row).
+    cuckoo_pause: u32,
 }
+
+/// After this many fruitless cuckoo steps in a row the table is full of
+/// live keys: skip the step for [`CUCKOO_PAUSE`] claims, then try again.
+/// Each step costs 16 × 8 random reads; at 65 000 clicks/s into a full
+/// table it was 19 % of the aggregator's CPU.
+const CUCKOO_MISSES: u32 = 8;
+/// Claims that skip the cuckoo step after [`CUCKOO_MISSES`] misses.
+const CUCKOO_PAUSE: u32 = 64;
 
 impl SlotIndex {
     fn new(min_slots: usize, horizon: u64) -> Self {
@@ -203,6 +215,8 @@ impl SlotIndex {
             horizon,
             occupied: 0,
             evictions: 0,
+            cuckoo_misses: 0,
+            cuckoo_pause: 0,
         }
     }
 
@@ -271,6 +285,12 @@ impl SlotIndex {
                 .min_by_key(|&i| self.stamps[i])
                 .unwrap_or(a);
             if self.expired(stalest, now) {
+                // Expired slots are around again: cuckoo steps may pay off.
+                self.cuckoo_pause = 0;
+                self.cuckoo_misses = 0;
+                stalest
+            } else if self.cuckoo_pause > 0 {
+                self.cuckoo_pause -= 1;
                 stalest
             } else {
                 let mut chosen = stalest;
@@ -292,6 +312,15 @@ impl SlotIndex {
                         moved = Some((i, to));
                         chosen = i;
                         break;
+                    }
+                }
+                if moved.is_some() {
+                    self.cuckoo_misses = 0;
+                } else {
+                    self.cuckoo_misses += 1;
+                    if self.cuckoo_misses >= CUCKOO_MISSES {
+                        self.cuckoo_misses = 0;
+                        self.cuckoo_pause = CUCKOO_PAUSE;
                     }
                 }
                 chosen
