@@ -68,27 +68,8 @@ fn latency_distribution(samples: usize, warm_up: usize) {
         for _ in 0..warm_up {
             black_box(fixture.click(kind));
         }
-        let mut ns = Vec::with_capacity(samples);
-        for _ in 0..samples {
-            let t = Instant::now();
-            let outcome = fixture.click(kind);
-            drop(black_box(outcome));
-            ns.push(t.elapsed().as_nanos() as u64);
-        }
-        let mean = ns.iter().sum::<u64>() as f64 / ns.len().max(1) as f64;
-        ns.sort_unstable();
-        let [p50, p90, p99, p999, max] = percentiles::percentiles(&ns);
-        let us = |v: u64| format!("{:.2}µs", v as f64 / 1000.0);
-        println!(
-            "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            name,
-            format!("{:.2}µs", mean / 1000.0),
-            us(p50),
-            us(p90),
-            us(p99),
-            us(p999),
-            us(max)
-        );
+        let ns = percentiles::time_each(samples, || drop(black_box(fixture.click(kind))));
+        let p99 = percentiles::print_row(name, 22, &ns);
         if kind == Kind::Human {
             println!(
                 "  target p99 <= 20µs for the human path: {}",

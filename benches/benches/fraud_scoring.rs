@@ -213,27 +213,10 @@ fn latency_distribution(fixture: &mut Fixture, samples: usize, fill: u64) {
         "kind", "mean", "p50", "p90", "p99", "p99.9", "max"
     );
     for (name, kind) in KINDS {
-        let mut ns = Vec::with_capacity(samples);
-        for _ in 0..samples {
-            let t = Instant::now();
-            let score = fixture.call(kind);
-            black_box(score);
-            ns.push(t.elapsed().as_nanos() as u64);
-        }
-        let mean = ns.iter().sum::<u64>() as f64 / ns.len().max(1) as f64;
-        ns.sort_unstable();
-        let [p50, p90, p99, p999, max] = percentiles::percentiles(&ns);
-        let us = |v: u64| format!("{:.2}µs", v as f64 / 1000.0);
-        println!(
-            "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            name,
-            format!("{:.2}µs", mean / 1000.0),
-            us(p50),
-            us(p90),
-            us(p99),
-            us(p999),
-            us(max)
-        );
+        let ns = percentiles::time_each(samples, || {
+            black_box(fixture.call(kind));
+        });
+        let p99 = percentiles::print_row(name, 28, &ns);
         println!(
             "  target p99 <= 1 ms: {}",
             if p99 <= 1_000_000 { "MET" } else { "NOT MET" }

@@ -525,6 +525,37 @@ pub mod percentiles {
             sorted.last().copied().unwrap_or(0),
         ]
     }
+
+    /// Times `samples` calls of `call` one by one: nanoseconds each, sorted
+    /// (`Instant` overhead included).
+    pub fn time_each(samples: usize, mut call: impl FnMut()) -> Vec<u64> {
+        let mut ns = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let t = std::time::Instant::now();
+            call();
+            ns.push(t.elapsed().as_nanos() as u64);
+        }
+        ns.sort_unstable();
+        ns
+    }
+
+    /// Prints one row `name  mean p50 p90 p99 p99.9 max` (µs) of sorted
+    /// `ns`, the name padded to `width`; returns the p99 in ns.
+    pub fn print_row(name: &str, width: usize, sorted_ns: &[u64]) -> u64 {
+        let mean = sorted_ns.iter().sum::<u64>() as f64 / sorted_ns.len().max(1) as f64;
+        let [p50, p90, p99, p999, max] = percentiles(sorted_ns);
+        let us = |v: u64| format!("{:.2}µs", v as f64 / 1000.0);
+        println!(
+            "{name:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            format!("{:.2}µs", mean / 1000.0),
+            us(p50),
+            us(p90),
+            us(p99),
+            us(p999),
+            us(max)
+        );
+        p99
+    }
 }
 
 pub mod proc_cpu {
