@@ -2,7 +2,7 @@ use serde_json::{json, Value};
 
 use clickstitch_shared::{ClickIdGenerator, RawClick};
 
-use crate::helpers::{click, now_ms, spawn_app, spawn_app_with, Fixture, Options, TestApp};
+use crate::helpers::{click, now_ms, spawn_app, spawn_app_with, Options, TestApp};
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -20,15 +20,11 @@ fn registration(event_id: &str, player: &str, clicks: &[&RawClick], at_ms: u64) 
     })
 }
 
-async fn brand_key(app: &TestApp, f: &Fixture) -> String {
-    app.issue_key(&format!("brands/{}", f.brand_id)).await
-}
-
 #[tokio::test]
 async fn a_registration_with_a_click_id_is_attributed_and_readable_at_once() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let mut ids = ClickIdGenerator::new();
     let c = click(&f, &mut ids, 1);
     store_clicks(&app, std::slice::from_ref(&c)).await;
@@ -65,7 +61,7 @@ async fn a_registration_with_a_click_id_is_attributed_and_readable_at_once() {
 async fn kyc_approval_makes_the_attribution_final_and_rejection_rejects_it() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let mut ids = ClickIdGenerator::new();
     let (c1, c2) = (click(&f, &mut ids, 1), click(&f, &mut ids, 2));
     store_clicks(&app, &[c1.clone(), c2.clone()]).await;
@@ -104,7 +100,7 @@ async fn kyc_approval_makes_the_attribution_final_and_rejection_rejects_it() {
 async fn a_replayed_event_returns_the_first_answer_and_a_changed_payload_is_a_conflict() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let deposit = json!({"event_id": "dep-1", "type": "deposit", "occurred_at": "2026-11-20T10:00:00Z",
         "player_id": "p-1", "amount": "50.00", "currency": "EUR"});
     let (s1, r1, first) = app.post_event(&key, deposit.clone()).await;
@@ -133,7 +129,7 @@ async fn a_replayed_event_returns_the_first_answer_and_a_changed_payload_is_a_co
 async fn a_replay_is_recognised_by_a_restarted_aggregator_from_clickhouse() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let bonus = json!({"event_id": "bonus-1", "type": "bonus", "occurred_at": 1_795_165_200_000u64, "player_id": "p-1", "amount": "10.00", "currency": "EUR"});
     let (s, _, first) = app.post_event(&key, bonus.clone()).await;
     assert_eq!(s, 201, "{first}");
@@ -153,7 +149,7 @@ async fn an_event_pointing_at_another_brands_click_is_kept_unattributed_with_the
     let app = spawn_app().await;
     let mine = app.seed().await;
     let theirs = app.seed().await;
-    let key = brand_key(&app, &mine).await;
+    let key = app.brand_key(&mine).await;
     let mut ids = ClickIdGenerator::new();
     let foreign = click(&theirs, &mut ids, 1);
     store_clicks(&app, std::slice::from_ref(&foreign)).await;
@@ -179,7 +175,7 @@ async fn an_event_pointing_at_another_brands_click_is_kept_unattributed_with_the
 async fn a_late_registration_outside_the_window_is_unattributed() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let mut ids = ClickIdGenerator::new();
     let c = click(&f, &mut ids, 1);
     store_clicks(&app, std::slice::from_ref(&c)).await;
@@ -205,7 +201,7 @@ async fn a_late_registration_outside_the_window_is_unattributed() {
 async fn the_players_other_clicks_from_the_same_device_share_the_credit() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let mut ids = ClickIdGenerator::new();
     let mut earlier = click(&f, &mut ids, 1);
     let mut reported = click(&f, &mut ids, 2);
@@ -247,7 +243,7 @@ async fn the_players_other_clicks_from_the_same_device_share_the_credit() {
 async fn clicks_of_the_same_device_stored_before_a_restart_still_share_the_credit() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let mut ids = ClickIdGenerator::new();
     let earlier = click(&f, &mut ids, 1);
     let mut reported = click(&f, &mut ids, 2);
@@ -285,7 +281,7 @@ async fn clicks_of_the_same_device_stored_before_a_restart_still_share_the_credi
 async fn one_player_ref_maps_two_brands_players_to_one_global_player() {
     let app = spawn_app().await;
     let (a, b) = (app.seed().await, app.seed().await);
-    let (ka, kb) = (brand_key(&app, &a).await, brand_key(&app, &b).await);
+    let (ka, kb) = (app.brand_key(&a).await, app.brand_key(&b).await);
     let at = now_ms();
     for (key, player) in [(&ka, "alice-at-a"), (&kb, "alice-at-b")] {
         let mut e = registration(&format!("reg-{player}"), player, &[], at);
@@ -318,7 +314,7 @@ async fn one_player_ref_maps_two_brands_players_to_one_global_player() {
 async fn only_a_brand_key_may_report_events_and_bad_events_get_every_reason() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let brand = brand_key(&app, &f).await;
+    let brand = app.brand_key(&f).await;
     let affiliate = app
         .issue_key(&format!("affiliates/{}", f.affiliate_id))
         .await;

@@ -8,10 +8,6 @@ use clickstitch_shared::{ClickIdGenerator, RawClick};
 
 use crate::helpers::{click, now_ms, spawn_app, Fixture, TestApp, OPERATOR_TOKEN};
 
-async fn brand_key(app: &TestApp, f: &Fixture) -> String {
-    app.issue_key(&format!("brands/{}", f.brand_id)).await
-}
-
 /// `n` human clicks on the fixture's link from one IP within a second.
 fn farm(f: &Fixture, ids: &mut ClickIdGenerator, n: usize, ip: &str) -> Vec<RawClick> {
     (0..n)
@@ -52,7 +48,7 @@ fn score_of(app: &TestApp, click_id: &str) -> String {
 async fn a_click_farm_is_quarantined_with_its_reasons_and_credited_only_once_approved() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let mut ids = ClickIdGenerator::new();
     let mut ordinary = click(&f, &mut ids, 201);
     ordinary.ip = "198.51.100.5".into();
@@ -131,7 +127,7 @@ async fn a_click_farm_is_quarantined_with_its_reasons_and_credited_only_once_app
 async fn a_decision_needs_the_operator_and_a_reviewer_and_bad_input_gets_every_reason() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let path = "/api/v1/fraud/quarantine/click/0190b3a0-0000-7000-8000-000000000000/decision";
     let (s, _) = app
         .post_json(
@@ -168,7 +164,7 @@ async fn a_decision_needs_the_operator_and_a_reviewer_and_bad_input_gets_every_r
 async fn metrics_count_clicks_by_brand_and_verdict_and_time_conversions() {
     let app = spawn_app().await;
     let f = app.seed().await;
-    let key = brand_key(&app, &f).await;
+    let key = app.brand_key(&f).await;
     let mut ids = ClickIdGenerator::new();
     let human = click(&f, &mut ids, 1);
     let mut bot = click(&f, &mut ids, 2);

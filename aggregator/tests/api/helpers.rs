@@ -249,6 +249,11 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A new API key of the fixture's brand.
+    pub async fn brand_key(&self, f: &Fixture) -> String {
+        self.issue_key(&format!("brands/{}", f.brand_id)).await
+    }
+
     /// POSTs JSON to `path` (under the app) with `key`.
     pub async fn post_json(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
         let r = self
