@@ -332,6 +332,29 @@ pub fn subnet_velocity(
     })
 }
 
+/// The hit of a distinct-player count over its limit: "`n` players
+/// `action` from `source` in `h` h (limit `l`)".
+fn distinct_hit(
+    signal: Signal,
+    rule: &DistinctRule,
+    players: u32,
+    saturated_at: Option<u32>,
+    action: &str,
+    source: impl fmt::Display,
+) -> Option<SignalHit> {
+    let points = count_points(rule.points, rule.limit, players);
+    (points > 0).then(|| SignalHit {
+        signal,
+        points,
+        detail: format!(
+            "{} players {action} from {source} in {} h (limit {})",
+            shown(players, saturated_at),
+            rule.window_hours,
+            rule.limit
+        ),
+    })
+}
+
 /// More than `limit` distinct players registered from one IP in the window
 /// (`saturated_at`: the count cannot go higher, it is shown as "n or more").
 pub fn ip_registrations(
@@ -340,18 +363,14 @@ pub fn ip_registrations(
     saturated_at: Option<u32>,
     ip: Network,
 ) -> Option<SignalHit> {
-    let points = count_points(rule.points, rule.limit, players);
-    let who = ip.host_label();
-    (points > 0).then(|| SignalHit {
-        signal: Signal::IpRegistrations,
-        points,
-        detail: format!(
-            "{} players registered from {who} in {} h (limit {})",
-            shown(players, saturated_at),
-            rule.window_hours,
-            rule.limit
-        ),
-    })
+    distinct_hit(
+        Signal::IpRegistrations,
+        rule,
+        players,
+        saturated_at,
+        "registered",
+        ip.host_label(),
+    )
 }
 
 /// More than `limit` distinct players registered from one device in the
@@ -362,17 +381,14 @@ pub fn device_registrations(
     saturated_at: Option<u32>,
     device: Hash128,
 ) -> Option<SignalHit> {
-    let points = count_points(rule.points, rule.limit, players);
-    (points > 0).then(|| SignalHit {
-        signal: Signal::DeviceRegistrations,
-        points,
-        detail: format!(
-            "{} players registered from device {device} in {} h (limit {})",
-            shown(players, saturated_at),
-            rule.window_hours,
-            rule.limit
-        ),
-    })
+    distinct_hit(
+        Signal::DeviceRegistrations,
+        rule,
+        players,
+        saturated_at,
+        "registered",
+        format_args!("device {device}"),
+    )
 }
 
 /// More than `limit` distinct players made a first deposit from one device
@@ -383,17 +399,14 @@ pub fn device_deposits(
     saturated_at: Option<u32>,
     device: Hash128,
 ) -> Option<SignalHit> {
-    let points = count_points(rule.points, rule.limit, players);
-    (points > 0).then(|| SignalHit {
-        signal: Signal::DeviceDeposits,
-        points,
-        detail: format!(
-            "{} players made a first deposit from device {device} in {} h (limit {})",
-            shown(players, saturated_at),
-            rule.window_hours,
-            rule.limit
-        ),
-    })
+    distinct_hit(
+        Signal::DeviceDeposits,
+        rule,
+        players,
+        saturated_at,
+        "made a first deposit",
+        format_args!("device {device}"),
+    )
 }
 
 /// The registration's device fingerprint differs from the click's (only
