@@ -93,27 +93,27 @@ pub async fn ingest_clicks(
             .await?;
     }
     let quarantined = scored.quarantined_ids();
-    let verdicts: Vec<(clickstitch_shared::BrandId, ClickVerdict)> = accepted_clicks
-        .iter()
-        .map(|c| {
-            let verdict = if c.bot.is_bot() {
-                ClickVerdict::Bot
-            } else if quarantined.contains(&c.click_id.to_string()) {
-                ClickVerdict::Quarantined
-            } else if c.is_duplicate {
-                ClickVerdict::Duplicate
-            } else {
-                ClickVerdict::Human
-            };
-            (c.brand_id, verdict)
-        })
-        .chain(batch.geo_blocks.iter().map(|b| {
-            (
-                clickstitch_shared::BrandId::from(b.brand_id),
-                ClickVerdict::GeoBlocked,
-            )
-        }))
-        .collect();
+    // Counted per (brand, verdict) for /metrics, one update per pair.
+    let mut verdicts: std::collections::HashMap<(clickstitch_shared::BrandId, ClickVerdict), u64> =
+        std::collections::HashMap::new();
+    for c in &accepted_clicks {
+        let verdict = if c.bot.is_bot() {
+            ClickVerdict::Bot
+        } else if !quarantined.is_empty() && quarantined.contains(&c.click_id.to_string()) {
+            ClickVerdict::Quarantined
+        } else if c.is_duplicate {
+            ClickVerdict::Duplicate
+        } else {
+            ClickVerdict::Human
+        };
+        *verdicts.entry((c.brand_id, verdict)).or_default() += 1;
+    }
+    for b in &batch.geo_blocks {
+        let brand = clickstitch_shared::BrandId::from(b.brand_id);
+        *verdicts
+            .entry((brand, ClickVerdict::GeoBlocked))
+            .or_default() += 1;
+    }
     batch.clicks = accepted_clicks
         .into_iter()
         .map(|c| ClickRow::from_click(c, received_at))
@@ -135,8 +135,8 @@ pub async fn ingest_clicks(
     // excluded from attribution.
     state.clicks().observe(summaries);
     state.quarantine().hold(&fraud_rows);
-    for (brand, verdict) in verdicts {
-        state.metrics().click(brand, verdict);
+    for ((brand, verdict), n) in verdicts {
+        state.metrics().clicks(brand, verdict, n);
     }
 
     let nothing_accepted = accepted.clicks + accepted.geo_blocks == 0;
