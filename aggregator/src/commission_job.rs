@@ -48,10 +48,12 @@ use clickstitch_shared::{AffiliateId, BrandId, CountryCode};
 
 use crate::clock::now_ms;
 use crate::commission::facts::FactsError;
+use crate::commission::problem::Classify;
 use crate::commission::{
     payout, AffiliateTree, Attribution, AttributionStatus, BrandEventId, Credit, Deal, DealBook,
-    Engine, EventKind, Flag, FormulaBook, KycStatus, LedgerEntry, Link, Month, NgrFormula,
-    PayoutDecision, PayoutRun, PlayerEvent, PlayerFacts, PlayerId, Registration, Slot, Timestamp,
+    Engine, EventKind, Flag, FormulaBook, Held, KycStatus, LedgerEntry, Link, Month, NgrFormula,
+    PayoutDecision, PayoutRun, PlayerEvent, PlayerFacts, PlayerId, ProblemKind, Registration,
+    RunProblem, Slot, Timestamp,
 };
 use crate::error::Problem;
 use crate::money::{Bps, Currency, Money};
@@ -127,6 +129,12 @@ pub struct RunReport {
     /// Players left out of this run, with the reason (e.g. a registration
     /// whose event row is not readable yet).
     pub skipped_players: Vec<String>,
+    /// Players passed without attribution because their fraud review is
+    /// open (they earn nothing meanwhile).
+    pub held_players: Vec<String>,
+    /// What could not be computed, and what the run held back because of
+    /// it (also stored in `commission_problems`).
+    pub problems: Vec<RunProblem>,
     /// Ledger entries that existed before the run.
     pub prior_entries: usize,
     /// The entries appended (empty when nothing changed).
@@ -192,12 +200,70 @@ pub enum Saved {
 #[derive(Debug, Clone)]
 pub struct CommissionJob {
     store: Store,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
+
+/// Keys of the problems of the previous run in this process: a problem is
+/// logged at error level when it first appears, not at every run.
+static LAST_PROBLEMS: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
 
 impl CommissionJob {
     /// A job on `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            metrics: None,
+        }
+    }
+
+    /// Records runs and their problems into `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Logs new problems at error level and publishes the run's outcome.
+    fn observe(&self, result: &anyhow::Result<RunReport>) {
+        let Ok(r) = result else {
+            if let Some(m) = &self.metrics {
+                m.commission_run("failed");
+            }
+            return;
+        };
+        let keys: BTreeSet<String> = r.problems.iter().map(problem_key).collect();
+        {
+            let mut last = LAST_PROBLEMS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (p, key) in r.problems.iter().zip(r.problems.iter().map(problem_key)) {
+                if !last.contains(&key) {
+                    tracing::error!(
+                        kind = p.kind.code(),
+                        held = p.held.code(),
+                        player = p.player.map(|x| x.to_string()),
+                        brand = p.brand.map(|x| x.to_string()),
+                        affiliate = p.affiliate.map(|x| x.to_string()),
+                        message = %p.message,
+                        "commission problem: held back until repaired (GET /admin/v1/commissions/problems)"
+                    );
+                }
+            }
+            *last = keys;
+        }
+        if !r.problems.is_empty() {
+            tracing::warn!(
+                problems = r.problems.len(),
+                "commission run computed everyone else; some players or affiliates are held back"
+            );
+        }
+        if let Some(m) = &self.metrics {
+            m.commission_run("ok");
+            let counts = ProblemKind::ALL.map(|k| {
+                let n = r.problems.iter().filter(|p| p.kind == k).count();
+                (k.code(), n as u64)
+            });
+            m.set_commission_problems(counts, r.held_players.len() as u64);
+        }
     }
 
     /// Runs the engine over everything and appends what changed. Holds the
@@ -234,6 +300,7 @@ impl CommissionJob {
         let run_id = Uuid::now_v7();
         let started_ms = crate::clock::now_ms();
         let result = self.compute_and_append(run_id, now_ms).await;
+        self.observe(&result);
         let row = match &result {
             Ok(r) => RunRow {
                 run_id,
@@ -243,7 +310,7 @@ impl CommissionJob {
                 finished_at_ms: crate::clock::now_ms(),
                 now_ms,
                 players: count(r.players),
-                skipped_players: count(r.skipped_players.len()),
+                skipped_players: count(r.skipped_players.len() + r.problems.len()),
                 prior_entries: count(r.prior_entries),
                 entries_appended: count(r.entries.len()),
                 statements_appended: count(r.statements_appended),
@@ -286,7 +353,7 @@ impl CommissionJob {
         let holds = crate::quarantine::Quarantine::commission_holds(store)
             .await
             .context("reading fraud holds")?;
-        let facts = player_facts(&attributions, &events, &holds)?;
+        let facts = player_facts(&attributions, &events, &holds);
         let deals =
             DealBook::new(store.load_deals().await.context("reading deals")?).context("deals")?;
         let formulas = FormulaBook::new(
@@ -321,7 +388,7 @@ impl CommissionJob {
             calendar: &calendar,
         };
         let output = engine
-            .run(&facts.players, &prior)
+            .run_with(&facts.players, &facts.problems, &prior)
             .context("running the commission engine")?;
         let known = store
             .load_statement_ids()
@@ -343,14 +410,20 @@ impl CommissionJob {
             .append_ledger(&output.entries)
             .await
             .context("appending ledger entries")?;
+        store
+            .append_problems(run_id, now_ms, &output.problems)
+            .await
+            .context("recording the run's problems")?;
         Ok(RunReport {
             run_id,
             now_ms,
             players: facts.players.len(),
             skipped_players: facts.skipped,
+            held_players: facts.held,
             prior_entries: prior.len(),
             entries: output.entries,
             statements_appended: statements.len(),
+            problems: output.problems,
         })
     }
 
@@ -379,13 +452,30 @@ impl CommissionJob {
             ));
         }
         let closed_at = Timestamp::from_unix_ms(at);
-        calendar
-            .close(month, closed_at)
-            .map_err(|e| CommissionError::invalid("month", e.to_string()))?;
+        calendar.close(month, closed_at).map_err(|e| match e {
+            crate::commission::period::PeriodError::OutOfOrder { expected, .. } => {
+                CommissionError::Conflict(format!(
+                    "{e}: months close in order, close {expected} first"
+                ))
+            }
+            other => CommissionError::invalid("month", other.to_string()),
+        })?;
         let run = self
             .run_locked(&guard, now_ms)
             .await
             .map_err(CommissionError::Job)?;
+        // Months close in order: the first close must not leave an earlier
+        // month with entries open behind it (they would stay pending).
+        if calendar.last_closed().is_none() {
+            if let Some(first) = self.store.earliest_booked_month().await? {
+                if first < month {
+                    return Err(CommissionError::Conflict(format!(
+                        "{first} has ledger entries and is still open: months close in order, \
+                         close {first} first"
+                    )));
+                }
+            }
+        }
         self.store.save_period_close(month, at, now_ms).await?;
         Ok(CloseReport {
             month,
@@ -572,6 +662,19 @@ impl CommissionJob {
     }
 }
 
+/// The identity of a problem across runs: what, about whom, holding what.
+pub fn problem_key(p: &RunProblem) -> String {
+    let id = |x: Option<String>| x.unwrap_or_default();
+    format!(
+        "{}|{}|{}|{}|{}",
+        p.kind.code(),
+        p.held.code(),
+        id(p.player.map(|x| x.to_string())),
+        id(p.brand.map(|x| x.to_string())),
+        id(p.affiliate.map(|x| x.to_string())),
+    )
+}
+
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -617,8 +720,13 @@ fn append_only(old: &serde_json::Value, new: &serde_json::Value) -> Result<(), C
 pub struct LoadedFacts {
     /// One fact set per (player, brand) with an attribution row.
     pub players: Vec<PlayerFacts>,
-    /// Players left out, with the reason.
+    /// Players left out for now (registration not readable yet), with the
+    /// reason.
     pub skipped: Vec<String>,
+    /// Players whose facts could not be built (the engine holds them).
+    pub problems: Vec<RunProblem>,
+    /// Players passed without attribution because a fraud review is open.
+    pub held: Vec<String>,
 }
 
 /// `player_events.event_type` codes (migration 0003).
@@ -654,15 +762,22 @@ fn flag(text: &str) -> Option<Flag> {
     }
 }
 
-fn currency_of(row: &FactEventRow) -> anyhow::Result<Currency> {
+fn currency_of(row: &FactEventRow) -> Result<Currency, FactProblem> {
     let text = std::str::from_utf8(&row.currency).unwrap_or("");
-    Currency::parse(text).with_context(|| format!("event {}: currency {text:?}", row.event_id))
+    Currency::parse(text).map_err(|e| FactProblem::bad_event(&row.event_id, e.to_string()))
 }
 
 /// One stored event as an engine fact (`None` for events the engine does
 /// not need: withdrawals, other registrations).
-fn fact(row: &FactEventRow, registration_event: &str) -> anyhow::Result<Option<PlayerEvent>> {
-    let money = |minor: i64| -> anyhow::Result<Money> { Ok(Money::new(minor, currency_of(row)?)) };
+fn fact(row: &FactEventRow, registration_event: &str) -> Result<Option<PlayerEvent>, FactProblem> {
+    let money =
+        |minor: i64| -> Result<Money, FactProblem> { Ok(Money::new(minor, currency_of(row)?)) };
+    let bad = |what: &str, value: &str| {
+        FactProblem::bad_event(
+            &row.event_id,
+            format!("event {}: {what} {value:?}", row.event_id),
+        )
+    };
     let kind = match row.event_type {
         event_type::REGISTRATION if row.event_id == registration_event => {
             // A KYC status given at registration is a KYC decision at the
@@ -673,9 +788,8 @@ fn fact(row: &FactEventRow, registration_event: &str) -> anyhow::Result<Option<P
             }
         }
         event_type::KYC => EventKind::Kyc {
-            status: kyc_status(&row.kyc_status).with_context(|| {
-                format!("event {}: KYC status {:?}", row.event_id, row.kyc_status)
-            })?,
+            status: kyc_status(&row.kyc_status)
+                .ok_or_else(|| bad("KYC status", &row.kyc_status))?,
         },
         event_type::DEPOSIT => EventKind::Deposit {
             amount: money(row.amount_minor)?,
@@ -692,18 +806,17 @@ fn fact(row: &FactEventRow, registration_event: &str) -> anyhow::Result<Option<P
             deposit: if row.reference_event_id.is_empty() {
                 None
             } else {
-                Some(BrandEventId::new(&row.reference_event_id)?)
+                Some(FactProblem::event(&row.reference_event_id)?)
             },
         },
         event_type::RESPONSIBLE_GAMING => EventKind::Flag {
-            flag: flag(&row.rg_flag)
-                .with_context(|| format!("event {}: flag {:?}", row.event_id, row.rg_flag))?,
+            flag: flag(&row.rg_flag).ok_or_else(|| bad("flag", &row.rg_flag))?,
             active: row.rg_active != 0,
         },
         _ => return Ok(None),
     };
     Ok(Some(PlayerEvent {
-        id: BrandEventId::new(&row.event_id)?,
+        id: FactProblem::event(&row.event_id)?,
         at: Timestamp::from_unix_ms(row.occurred_at_ms),
         kind,
     }))
@@ -711,21 +824,26 @@ fn fact(row: &FactEventRow, registration_event: &str) -> anyhow::Result<Option<P
 
 /// The credits of an attribution row: per touchpoint, the earning account
 /// (the sub-affiliate when set, else the affiliate) and its share.
-fn credits(row: &AttributionRow) -> anyhow::Result<Vec<Credit>> {
+fn credits(row: &AttributionRow) -> Result<Vec<Credit>, FactProblem> {
     let n = row.credit_affiliate_ids.len();
-    anyhow::ensure!(
-        row.credit_sub_affiliate_ids.len() == n && row.credit_bps.len() == n,
-        "credit arrays of different lengths"
-    );
+    if row.credit_sub_affiliate_ids.len() != n || row.credit_bps.len() != n {
+        return Err(FactProblem::bad_facts(
+            vec![&row.registration_event_id],
+            "attribution credit arrays of different lengths".into(),
+        ));
+    }
     (0..n)
         .map(|i| {
             let sub = row.credit_sub_affiliate_ids[i].trim();
             let affiliate = if sub.is_empty() {
                 AffiliateId::from(row.credit_affiliate_ids[i])
             } else {
-                AffiliateId::from(
-                    Uuid::parse_str(sub).with_context(|| format!("sub-affiliate id {sub:?}"))?,
-                )
+                AffiliateId::from(Uuid::parse_str(sub).map_err(|_| {
+                    FactProblem::bad_facts(
+                        vec![&row.registration_event_id],
+                        format!("attribution sub-affiliate id {sub:?} does not parse"),
+                    )
+                })?)
             };
             let share = Bps::share(i64::from(row.credit_bps[i]))?;
             Ok(Credit { affiliate, share })
@@ -733,7 +851,7 @@ fn credits(row: &AttributionRow) -> anyhow::Result<Vec<Credit>> {
         .collect()
 }
 
-fn attribution(row: &AttributionRow) -> anyhow::Result<Option<Attribution>> {
+fn attribution(row: &AttributionRow) -> Result<Option<Attribution>, FactProblem> {
     let status = match row.status {
         1 => AttributionStatus::PendingKyc,
         2 => AttributionStatus::Final,
@@ -754,22 +872,23 @@ fn attribution(row: &AttributionRow) -> anyhow::Result<Option<Attribution>> {
 /// attribution's registration event; the brand player's other events
 /// (matched by brand and brand player id); the registration's KYC status,
 /// unless pending, as a KYC fact; the wallet currency from the earliest
-/// money event. An attributed player whose facts are inconsistent (e.g.
-/// two currencies) fails the run — commission is never guessed; an
-/// unattributed one is only skipped. A registration whose event row is not
-/// readable yet is skipped (the next run picks it up).
+/// money event. A player whose facts are inconsistent (e.g. an event in
+/// another currency) becomes a [`RunProblem`] (`held: player`): the engine
+/// holds their CPA and leaves them out of RevShare — commission is never
+/// guessed — and everyone else is computed. A registration whose event row
+/// is not readable yet is skipped (the next run picks it up).
 ///
 /// Fraud review (`holds`): a player whose registration or first deposit is
-/// quarantined and awaits review is skipped (nothing is earned meanwhile;
-/// earlier accruals are reversed as no longer earned, and come back if the
-/// review approves); a player rejected as fraud gets a `FraudConfirmed`
-/// fact (`fraud-review:<review id>` at the decision time), which claws
-/// back every commission through reversal entries.
+/// quarantined and awaits review is passed without attribution (nothing is
+/// earned meanwhile; earlier accruals are reversed as `no_longer_earned`,
+/// and come back if the review approves); a player rejected as fraud gets a
+/// `FraudConfirmed` fact (`fraud-review:<review id>` at the decision time),
+/// which claws back every commission through reversal entries.
 pub fn player_facts(
     attributions: &[AttributionRow],
     events: &[FactEventRow],
     holds: &crate::quarantine::CommissionHolds,
-) -> anyhow::Result<LoadedFacts> {
+) -> LoadedFacts {
     let mut by_player: BTreeMap<(Uuid, &str), Vec<&FactEventRow>> = BTreeMap::new();
     for e in events {
         by_player
@@ -795,19 +914,23 @@ pub fn player_facts(
             continue;
         };
         let hold = holds.get(&(a.brand_id, a.brand_player_id.clone()));
-        if hold == Some(&crate::quarantine::CommissionHold::Pending) {
-            out.skipped.push(format!(
+        let held = hold == Some(&crate::quarantine::CommissionHold::Pending);
+        if held {
+            out.held.push(format!(
                 "player {player} at brand {brand}: quarantined, awaiting fraud review"
             ));
-            continue;
         }
-        let built = (|| -> anyhow::Result<PlayerFacts> {
+        let built = (|| -> Result<PlayerFacts, FactProblem> {
             let country = std::str::from_utf8(&reg.country).unwrap_or("");
             let registration = Registration {
-                event: BrandEventId::new(&reg.event_id)?,
+                event: FactProblem::event(&reg.event_id)?,
                 at: Timestamp::from_unix_ms(reg.occurred_at_ms),
-                country: CountryCode::parse(country)
-                    .with_context(|| format!("registration country {country:?}"))?,
+                country: CountryCode::parse(country).map_err(|_| {
+                    FactProblem::bad_facts(
+                        vec![&reg.event_id],
+                        format!("registration country {country:?} does not parse"),
+                    )
+                })?,
             };
             let mut facts = Vec::new();
             for e in mine {
@@ -821,7 +944,7 @@ pub fn player_facts(
             }) = hold
             {
                 facts.push(PlayerEvent {
-                    id: BrandEventId::new(&format!("fraud-review:{review_id}"))?,
+                    id: FactProblem::event(&format!("fraud-review:{review_id}"))?,
                     at: Timestamp::from_unix_ms(*decided_at_ms),
                     kind: EventKind::FraudConfirmed,
                 });
@@ -839,25 +962,82 @@ pub fn player_facts(
                 })
                 .min()
                 .map(|(_, _, c)| c)
-                .map_or_else(|| Currency::parse("XXX"), Ok)?;
-            let attribution = attribution(a)?;
+                .unwrap_or(Currency::NONE);
+            // A held player earns nothing until the review decides.
+            let attribution = if held { None } else { attribution(a)? };
             PlayerFacts::new(player, brand, currency, registration, attribution, facts)
-                .map_err(|e: FactsError| anyhow::Error::new(e))
+                .map_err(FactProblem::from)
         })();
         match built {
             Ok(f) => out.players.push(f),
-            Err(e) if a.status == 4 => out.skipped.push(format!(
-                "unattributed player {player} at brand {brand}: {e:#}"
+            Err(p) => out.problems.push(RunProblem::player(
+                player,
+                brand,
+                p.kind,
+                Held::Player,
+                p.events,
+                format!(
+                    "facts of player {player} (brand player {:?}) at brand {brand}: {}",
+                    a.brand_player_id, p.message
+                ),
             )),
-            Err(e) => {
-                return Err(e.context(format!(
-                    "facts of player {player} (brand player {:?}) at brand {brand}",
-                    a.brand_player_id
-                )))
-            }
         }
     }
-    Ok(out)
+    out
+}
+
+/// Why one player's stored events could not become facts.
+#[derive(Debug)]
+struct FactProblem {
+    kind: ProblemKind,
+    events: Vec<BrandEventId>,
+    message: String,
+}
+
+impl FactProblem {
+    fn bad_event(event: &str, message: String) -> Self {
+        Self {
+            kind: ProblemKind::BadEvent,
+            events: BrandEventId::new(event).into_iter().collect(),
+            message,
+        }
+    }
+
+    fn bad_facts(events: Vec<&str>, message: String) -> Self {
+        Self {
+            kind: ProblemKind::BadFacts,
+            events: events
+                .into_iter()
+                .filter_map(|e| BrandEventId::new(e).ok())
+                .collect(),
+            message,
+        }
+    }
+
+    fn event(id: &str) -> Result<BrandEventId, Self> {
+        BrandEventId::new(id).map_err(Self::from)
+    }
+}
+
+impl From<FactsError> for FactProblem {
+    fn from(e: FactsError) -> Self {
+        let (kind, event) = e.classify();
+        Self {
+            kind,
+            events: event.into_iter().collect(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::money::MoneyError> for FactProblem {
+    fn from(e: crate::money::MoneyError) -> Self {
+        Self {
+            kind: ProblemKind::BadCredits,
+            events: Vec::new(),
+            message: e.to_string(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -935,8 +1115,7 @@ mod tests {
 
     #[test]
     fn stored_events_become_the_players_facts_with_credits_to_the_earning_accounts() {
-        let loaded =
-            player_facts(&[attribution_row(2)], &journey(), &Default::default()).expect("facts");
+        let loaded = player_facts(&[attribution_row(2)], &journey(), &Default::default());
         assert!(loaded.skipped.is_empty());
         let f = &loaded.players[0];
         assert_eq!(f.registration().country.as_str(), "DE");
@@ -980,30 +1159,54 @@ mod tests {
 
     #[test]
     fn unattributed_players_have_no_attribution_and_missing_registrations_are_skipped() {
-        let loaded =
-            player_facts(&[attribution_row(4)], &journey(), &Default::default()).expect("facts");
+        let loaded = player_facts(&[attribution_row(4)], &journey(), &Default::default());
         assert!(loaded.players[0].attribution().is_none());
         let events: Vec<FactEventRow> = journey().into_iter().skip(1).collect();
-        let loaded =
-            player_facts(&[attribution_row(2)], &events, &Default::default()).expect("facts");
+        let loaded = player_facts(&[attribution_row(2)], &events, &Default::default());
         assert!(loaded.players.is_empty());
         assert_eq!(loaded.skipped.len(), 1);
     }
 
     #[test]
-    fn an_attributed_player_with_two_currencies_fails_the_run() {
+    fn a_player_with_two_currencies_becomes_a_problem_naming_the_event_and_nobody_else_is_touched()
+    {
         let mut events = journey();
         let mut usd = row("dep-2", event_type::DEPOSIT, 5_000);
         usd.currency = *b"USD";
         usd.amount_minor = 100;
         events.push(usd);
-        let err = player_facts(&[attribution_row(1)], &events, &Default::default())
-            .expect_err("two currencies");
-        assert!(format!("{err:#}").contains("dep-2"), "{err:#}");
-        // Unattributed: skipped, not fatal.
-        let loaded =
-            player_facts(&[attribution_row(4)], &events, &Default::default()).expect("skipped");
-        assert_eq!(loaded.skipped.len(), 1);
+        let mut other = attribution_row(2);
+        other.player_id = Uuid::from_u128(2);
+        other.brand_player_id = "p-2".into();
+        other.registration_event_id = "reg-2".into();
+        let mut reg2 = row("reg-2", event_type::REGISTRATION, 1_000);
+        reg2.brand_player_id = "p-2".into();
+        reg2.country = *b"DE";
+        events.push(reg2);
+        let loaded = player_facts(&[attribution_row(1), other], &events, &Default::default());
+        assert_eq!(loaded.players.len(), 1, "the other player is built");
+        assert_eq!(
+            loaded.players[0].player(),
+            PlayerId::from(Uuid::from_u128(2))
+        );
+        assert_eq!(loaded.problems.len(), 1);
+        let p = &loaded.problems[0];
+        assert_eq!(p.kind, ProblemKind::WrongCurrency);
+        assert_eq!(p.held, Held::Player);
+        assert_eq!(p.events[0].as_str(), "dep-2");
+        assert_eq!(p.player, Some(PlayerId::from(Uuid::from_u128(1))));
+    }
+
+    #[test]
+    fn a_player_awaiting_fraud_review_is_passed_without_attribution() {
+        let holds = crate::quarantine::CommissionHolds::from([(
+            (brand(), "p-1".to_owned()),
+            crate::quarantine::CommissionHold::Pending,
+        )]);
+        let loaded = player_facts(&[attribution_row(2)], &journey(), &holds);
+        assert_eq!(loaded.players.len(), 1);
+        assert!(loaded.players[0].attribution().is_none());
+        assert_eq!(loaded.held.len(), 1);
     }
 
     #[test]

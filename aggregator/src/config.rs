@@ -240,6 +240,10 @@ pub struct IngestSettings {
     pub max_click_age_hours: u64,
     /// Clicks dated further in the future are refused, seconds (clock skew).
     pub max_click_future_secs: u64,
+    /// Oldest brand event accepted (`occurred_at`), days before now: the
+    /// backdating limit. Events further in the future than
+    /// `max_click_future_secs` are refused too.
+    pub max_event_age_days: u64,
 }
 
 impl Default for IngestSettings {
@@ -250,6 +254,7 @@ impl Default for IngestSettings {
             max_inserts_in_flight: 2,
             max_click_age_hours: 24 * 30,
             max_click_future_secs: 300,
+            max_event_age_days: 400,
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::bounded::BoundedMap;
 use crate::catalog::Catalog;
 use crate::clock::now_ms;
 use crate::events::{BrandEvent, EventKind};
+use crate::money::Currency;
 use crate::presence::PresenceFilter;
 use crate::quarantine::Quarantine;
 use crate::stitching::Stitcher;
@@ -47,6 +48,8 @@ use crate::store::{Lookups, StoreError};
 const SHARDS: usize = 64;
 /// Recently answered events kept in memory for fast replays.
 const RECENT_CAPACITY: usize = 100_000;
+/// Players whose wallet currency is kept in memory.
+const WALLET_CAPACITY: usize = 500_000;
 
 /// Why a submission failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,10 @@ pub enum SubmitError {
     /// Storage failed (nothing was acknowledged).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The event contradicts what is stored about the player (e.g. a
+    /// currency other than the player's wallet): nothing was stored.
+    #[error("the event contradicts what is stored about the player")]
+    Invalid(Vec<crate::error::Problem>),
 }
 
 /// The answer to a submission.
@@ -94,6 +101,8 @@ pub struct Conversions {
     quarantine: Arc<Quarantine>,
     locks: Vec<Mutex<()>>,
     recent: StdMutex<BoundedMap<(BrandId, String), StoredEventRow>>,
+    /// Wallet currencies known to this process, by (brand, brand player).
+    wallets: StdMutex<BoundedMap<(BrandId, String), Currency>>,
     /// Every event id stored (warmed at startup, fed after each write);
     /// trusted to prove "new" only when `authoritative`.
     seen: PresenceFilter,
@@ -121,6 +130,7 @@ impl Conversions {
             quarantine,
             locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
             recent: StdMutex::new(BoundedMap::new(RECENT_CAPACITY)),
+            wallets: StdMutex::new(BoundedMap::new(WALLET_CAPACITY)),
             seen: PresenceFilter::with_capacity(filter_capacity),
             authoritative,
         }
@@ -176,6 +186,50 @@ impl Conversions {
         if unshipped.receipts.len() >= unshipped.prune_at {
             unshipped.receipts.retain(|_, r| *r > shipped);
             unshipped.prune_at = (unshipped.receipts.len() * 2).max(4096);
+        }
+    }
+
+    /// The player's wallet currency: the currency of their earliest stored
+    /// money event (`None` before the first one).
+    async fn wallet(&self, event: &BrandEvent) -> Result<Option<Currency>, StoreError> {
+        let key = (event.brand_id, event.brand_player_id.as_str().to_owned());
+        let cached = self
+            .wallets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .copied();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let found = self.lookups.wallets.get(key.clone()).await?;
+        if let Some(c) = found {
+            self.wallets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, c);
+        }
+        Ok(found)
+    }
+
+    /// Refuses a money event in another currency than the player's wallet
+    /// (the commission engine cannot add currencies of one player).
+    async fn check_wallet(&self, event: &BrandEvent) -> Result<(), SubmitError> {
+        let Some(currency) = event.kind.currency() else {
+            return Ok(());
+        };
+        match self.wallet(event).await? {
+            Some(wallet) if wallet != currency => {
+                Err(SubmitError::Invalid(vec![crate::error::Problem::new(
+                    "currency",
+                    format!(
+                        "player {} has a {wallet} wallet at this brand (the currency of their \
+                         first money event); amounts must be in {wallet}, got {currency}",
+                        event.brand_player_id.as_str()
+                    ),
+                )]))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -249,6 +303,7 @@ impl Conversions {
                 .insert(key, stored.clone());
             return self.replay(&event, stored);
         }
+        self.check_wallet(&event).await?;
         let received_at = u32::try_from(received_ms / 1000).unwrap_or(u32::MAX);
         let mut batch = WriteBatch::default();
         let mut response = json!({
@@ -332,6 +387,13 @@ impl Conversions {
             .await
             .map_err(|e| SubmitError::Store(StoreError::from_shared(e)))?;
         self.note_unshipped(&event, receipt);
+        if let Some(currency) = event.kind.currency() {
+            let key = (event.brand_id, event.brand_player_id.as_str().to_owned());
+            let mut wallets = self.wallets.lock().unwrap_or_else(|p| p.into_inner());
+            if wallets.get(&key).is_none() {
+                wallets.insert(key, currency);
+            }
+        }
         self.seen.insert(&(event.brand_id, event.event_id.as_str()));
         self.quarantine.hold(&fraud_rows);
         if let Some(row) = remembered {

@@ -17,10 +17,19 @@ use uuid::Uuid;
 use clickstitch_shared::{BrandId, ClickId, CountryCode};
 
 use crate::error::Problem;
+pub use crate::ingest::TimePolicy;
 use crate::money::{Currency, Money};
 
 /// Longest brand event id / player id / free text accepted.
 const MAX_ID: usize = 128;
+
+/// Largest amount of one event (`amount`, `stakes`, `wins`), in minor units
+/// of its currency: 10^12 (10 000 000 000.00 EUR). Sums of a player's
+/// events are computed with checked arithmetic on top of this bound.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+
+/// Most click ids one registration may report (`click_id` + `click_ids`).
+pub const MAX_CLICK_IDS: usize = 100;
 
 /// Namespace of global player ids (UUIDv5).
 const PLAYER_NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_5a3b_9d2f_4e07_8a41_c0ff_ee15_7a7e);
@@ -224,6 +233,17 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The currency of a money event (`None` for the others).
+    pub fn currency(&self) -> Option<Currency> {
+        match self {
+            Self::Deposit { amount } | Self::Withdrawal { amount } => Some(amount.currency()),
+            Self::GameActivity { stakes, .. } => Some(stakes.currency()),
+            Self::Bonus { cost } => Some(cost.currency()),
+            Self::Chargeback { amount, .. } => Some(amount.currency()),
+            _ => None,
+        }
+    }
+
     /// Stable text form of the type (as stored in `player_events.event_type`).
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -289,7 +309,7 @@ pub struct DeviceContext {
 /// the currency; more decimals than the currency has are refused, never
 /// rounded.
 pub fn parse_amount(text: &str, currency: Currency) -> Result<Money, String> {
-    let t = text.trim();
+    let t = text;
     let (neg, digits) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, t),
@@ -324,7 +344,13 @@ pub fn parse_amount(text: &str, currency: Currency) -> Result<Money, String> {
     let minor = whole
         .checked_mul(scale)
         .and_then(|w| w.checked_add(frac_value))
-        .ok_or_else(|| "amount too large".to_owned())?;
+        .filter(|m| *m <= MAX_AMOUNT_MINOR)
+        .ok_or_else(|| {
+            format!(
+                "must be at most {} (10^12 minor units)",
+                crate::money::Money::new(MAX_AMOUNT_MINOR, currency)
+            )
+        })?;
     Ok(Money::new(if neg { -minor } else { minor }, currency))
 }
 
@@ -399,7 +425,13 @@ fn parse_rfc3339(s: &str) -> Option<u64> {
         num(14..16)?,
         num(17..19)?,
     );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=days_in_month(y, mo)).contains(&d)
+        || h > 23
+        || mi > 59
+        || se > 59
+    {
         return None;
     }
     let mut rest = &s[19..];
@@ -424,7 +456,14 @@ fn parse_rfc3339(s: &str) -> Option<u64> {
             if rest.len() != 6 || rest.as_bytes()[3] != b':' {
                 return None;
             }
-            sign * (rest[1..3].parse::<i64>().ok()? * 3600 + rest[4..6].parse::<i64>().ok()? * 60)
+            let (oh, om) = (
+                rest.get(1..3)?.parse::<i64>().ok()?,
+                rest.get(4..6)?.parse::<i64>().ok()?,
+            );
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
         }
     };
     // Days from civil (Howard Hinnant's algorithm).
@@ -440,6 +479,16 @@ fn parse_rfc3339(s: &str) -> Option<u64> {
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_secs;
     u64::try_from(secs * 1000 + millis).ok()
+}
+
+/// Days in month `mo` (1..=12) of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, mo: i64) -> i64 {
+    match mo {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// SHA-256 (hex) of the canonical JSON form of `value` (object keys sorted,
@@ -525,8 +574,14 @@ impl Fields {
 }
 
 impl EventRequest {
-    /// Validates the request for `brand` (taken from the caller's key).
-    pub fn into_event(self, brand: BrandId, source: Source) -> Result<BrandEvent, Vec<Problem>> {
+    /// Validates the request for `brand` (taken from the caller's key);
+    /// `occurred_at` must fall inside `times` (see [`TimePolicy`]).
+    pub fn into_event(
+        self,
+        brand: BrandId,
+        source: Source,
+        times: &TimePolicy,
+    ) -> Result<BrandEvent, Vec<Problem>> {
         let raw = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
         let (payload, payload_sha256) = canonical(&raw);
         let mut f = Fields(Vec::new());
@@ -537,7 +592,13 @@ impl EventRequest {
             .required("player_id", &self.player_id)
             .and_then(|s| f.take("player_id", BrandPlayerId::parse(s)));
         let occurred_at_ms = match &self.occurred_at {
-            Some(v) => f.take("occurred_at", parse_time(v)),
+            Some(v) => f.take(
+                "occurred_at",
+                parse_time(v).and_then(|ms| match times.check(ms) {
+                    None => Ok(ms),
+                    Some(why) => Err(why),
+                }),
+            ),
             None => {
                 f.0.push(Problem::new("occurred_at", "is required"));
                 None
@@ -589,10 +650,21 @@ impl EventRequest {
             }
             Some("registration") => {
                 let mut ids = Vec::new();
+                let reported =
+                    self.click_id.iter().count() + self.click_ids.iter().flatten().count();
+                if reported > MAX_CLICK_IDS {
+                    f.0.push(Problem::new(
+                        "click_ids",
+                        format!(
+                            "at most {MAX_CLICK_IDS} click ids per registration, got {reported}"
+                        ),
+                    ));
+                }
                 for (i, raw) in self
                     .click_id
                     .iter()
                     .chain(self.click_ids.iter().flatten())
+                    .take(MAX_CLICK_IDS + 1)
                     .enumerate()
                 {
                     if let Some(id) = f.take(
@@ -729,10 +801,14 @@ impl EventRequest {
                         None
                     }
                 };
-                flag.map(|flag| EventKind::ResponsibleGaming {
-                    flag,
-                    active: self.active.unwrap_or(true),
-                })
+                if self.active.is_none() {
+                    f.0.push(Problem::new(
+                        "active",
+                        "is required: true when the flag is set, false when it is lifted",
+                    ));
+                }
+                flag.zip(self.active)
+                    .map(|(flag, active)| EventKind::ResponsibleGaming { flag, active })
             }
             Some(other) => {
                 f.0.push(Problem::new(
@@ -788,6 +864,126 @@ impl EventRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Any instant is inside this window.
+    fn any_time() -> TimePolicy {
+        TimePolicy {
+            now_ms: 1_795_168_800_000,
+            max_age_ms: u64::MAX,
+            max_future_ms: u64::MAX,
+        }
+    }
+
+    /// 2026-11-20T10:00:00Z, 400 days back, 5 minutes ahead.
+    fn window() -> TimePolicy {
+        TimePolicy {
+            now_ms: 1_795_168_800_000,
+            max_age_ms: 400 * 86_400_000,
+            max_future_ms: 300_000,
+        }
+    }
+
+    fn deposit(occurred_at: serde_json::Value, amount: &str, currency: &str) -> EventRequest {
+        request(json!({
+            "event_id": "d-1", "type": "deposit", "occurred_at": occurred_at,
+            "player_id": "p-1", "amount": amount, "currency": currency
+        }))
+    }
+
+    fn fields_of(r: Result<BrandEvent, Vec<Problem>>) -> Vec<String> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.field)
+            .collect()
+    }
+
+    #[test]
+    fn impossible_calendar_dates_and_offsets_are_refused_not_rolled_over() {
+        for bad in [
+            "2026-02-30T10:00:00Z",
+            "2026-02-29T10:00:00Z",
+            "2026-04-31T10:00:00Z",
+            "2026-11-20T10:00:00+99:99",
+            "2026-11-20T10:00:60Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert!(parse_time(&json!(bad)).is_err(), "{bad}");
+        }
+        assert!(parse_time(&json!("2028-02-29T10:00:00Z")).is_ok());
+        let day = request(json!({
+            "event_id": "g-1", "type": "game_activity", "occurred_at": "2026-11-20T10:00:00Z",
+            "player_id": "p-1", "stakes": "1.00", "wins": "0.00", "currency": "EUR",
+            "day": "2026-02-31"
+        }));
+        assert_eq!(
+            fields_of(day.into_event(brand(), Source::Api, &window())),
+            ["day"]
+        );
+    }
+
+    #[test]
+    fn occurred_at_must_fall_between_the_backdating_limit_and_five_minutes_ahead() {
+        let at = |v: serde_json::Value| {
+            fields_of(deposit(v, "5.00", "EUR").into_event(brand(), Source::Api, &window()))
+        };
+        assert!(at(json!("2026-11-20T10:04:00Z")).is_empty());
+        assert!(
+            at(json!("2025-10-17T10:00:00Z")).is_empty(),
+            "399 days back"
+        );
+        assert_eq!(at(json!("2026-11-20T10:06:00Z")), ["occurred_at"]);
+        assert_eq!(at(json!("2020-01-15T12:00:00Z")), ["occurred_at"]);
+        assert_eq!(at(json!("9999-12-31T23:59:59Z")), ["occurred_at"]);
+        assert_eq!(at(json!(18_446_744_073_709_551_615u64)), ["occurred_at"]);
+        assert_eq!(at(json!(-5)), ["occurred_at"]);
+    }
+
+    #[test]
+    fn made_up_currencies_huge_amounts_and_padded_amounts_are_refused() {
+        let t = "2026-11-20T10:00:00Z";
+        let fields = |amount: &str, currency: &str| {
+            fields_of(deposit(json!(t), amount, currency).into_event(
+                brand(),
+                Source::Api,
+                &window(),
+            ))
+        };
+        assert_eq!(fields("5.00", "ZZZ"), ["currency"]);
+        assert_eq!(fields("5.00", "XYZ"), ["currency"]);
+        assert_eq!(fields("5.00", "XXX"), ["currency"]);
+        assert_eq!(fields(" 5.00", "EUR"), ["amount"]);
+        assert_eq!(fields("10000000000.01", "EUR"), ["amount"]);
+        assert!(fields("10000000000.00", "EUR").is_empty());
+        assert!(fields("5", "jpy").is_empty());
+    }
+
+    #[test]
+    fn a_responsible_gaming_flag_must_say_whether_it_is_set_or_lifted() {
+        let r = request(json!({
+            "event_id": "rg-1", "type": "responsible_gaming", "occurred_at": "2026-11-20T10:00:00Z",
+            "player_id": "p-1", "flag": "self_exclusion"
+        }));
+        assert_eq!(
+            fields_of(r.into_event(brand(), Source::Api, &window())),
+            ["active"]
+        );
+    }
+
+    #[test]
+    fn a_registration_may_report_at_most_a_hundred_click_ids() {
+        let ids: Vec<String> = (0..101)
+            .map(|i| format!("01977256-b1bb-7000-8000-{i:012}"))
+            .collect();
+        let r = request(json!({
+            "event_id": "reg-1", "type": "registration", "occurred_at": "2026-11-20T10:00:00Z",
+            "player_id": "p-1", "country": "DE", "click_ids": ids
+        }));
+        assert_eq!(
+            fields_of(r.into_event(brand(), Source::Api, &window())),
+            ["click_ids"]
+        );
+    }
     use serde_json::json;
 
     fn brand() -> BrandId {
@@ -837,7 +1033,7 @@ mod tests {
             "click_ids": ["01977256-b1bb-7000-8000-000000000000", "01977256-b1bc-7000-8000-000000000000"],
             "country": "de"
         }))
-        .into_event(brand(), Source::Api)
+        .into_event(brand(), Source::Api, &any_time())
         .expect("valid");
         match e.kind {
             EventKind::Registration {
@@ -857,12 +1053,12 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let problems = request(json!({"type": "deposit", "amount": 50.0, "currency": "EURO"}))
-            .into_event(brand(), Source::Api)
+            .into_event(brand(), Source::Api, &any_time())
             .expect_err("invalid");
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["event_id", "player_id", "occurred_at", "currency"]);
         let problems = request(json!({"event_id": "d", "player_id": "p", "occurred_at": 1, "type": "deposit", "amount": 50.0, "currency": "EUR"}))
-            .into_event(brand(), Source::Api)
+            .into_event(brand(), Source::Api, &any_time())
             .expect_err("float amount");
         assert_eq!(problems[0].field, "amount");
     }

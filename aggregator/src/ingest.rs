@@ -26,14 +26,20 @@ pub struct TimePolicy {
 }
 
 impl TimePolicy {
-    fn check(&self, at_ms: u64) -> Option<String> {
-        if at_ms > self.now_ms + self.max_future_ms {
-            Some(format!("is {} ms in the future", at_ms - self.now_ms))
-        } else if at_ms + self.max_age_ms < self.now_ms {
+    /// Why `at_ms` is outside the window (`None` when inside).
+    pub fn check(&self, at_ms: u64) -> Option<String> {
+        if at_ms > self.now_ms.saturating_add(self.max_future_ms) {
             Some(format!(
-                "is older than {} hours",
-                self.max_age_ms / 3_600_000
+                "is more than {} s in the future",
+                self.max_future_ms / 1000
             ))
+        } else if at_ms.saturating_add(self.max_age_ms) < self.now_ms {
+            let hours = self.max_age_ms / 3_600_000;
+            Some(if hours % 24 == 0 && hours >= 48 {
+                format!("is older than {} days", hours / 24)
+            } else {
+                format!("is older than {hours} hours")
+            })
         } else {
             None
         }

@@ -17,6 +17,9 @@
 //! | `fraud_review_decisions_total` | counter | `decision` |
 //! | `conversion_latency_ms` | histogram, buckets 1 … 5000 ms | `event_type` |
 //! | `fraud_window_keys`, `fraud_window_capacity`, `fraud_window_evictions` | gauge | `table` |
+//! | `commission_runs_total` | counter | `outcome` (`ok`, `failed`) |
+//! | `commission_problems` | gauge (problems of the latest run) | `kind` |
+//! | `commission_held_players` | gauge (players of the latest run without attribution) | `reason` (`fraud_review`) |
 //!
 //! Label cardinality stays bounded: brands are few, every other label value is
 //! an enum or a `&'static str` chosen by the caller. There are deliberately no
@@ -155,6 +158,21 @@ struct KindLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HeldLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProblemLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DecisionLabels {
     decision: &'static str,
 }
@@ -248,6 +266,9 @@ pub struct Metrics {
     fraud_window_keys: Family<TableLabels, Gauge>,
     fraud_window_capacity: Family<TableLabels, Gauge>,
     fraud_window_evictions: Family<TableLabels, Gauge>,
+    commission_runs: Family<OutcomeLabels, Counter>,
+    commission_problems: Family<ProblemLabels, Gauge>,
+    commission_held_players: Family<HeldLabels, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -278,6 +299,9 @@ impl Metrics {
         let fraud_window_keys = Family::<TableLabels, Gauge>::default();
         let fraud_window_capacity = Family::<TableLabels, Gauge>::default();
         let fraud_window_evictions = Family::<TableLabels, Gauge>::default();
+        let commission_runs = Family::<OutcomeLabels, Counter>::default();
+        let commission_problems = Family::<ProblemLabels, Gauge>::default();
+        let commission_held_players = Family::<HeldLabels, Gauge>::default();
 
         // Families are handles on shared state: the registry keeps one clone
         // for rendering, the struct keeps one for recording.
@@ -327,6 +351,21 @@ impl Metrics {
             "Keys evicted from a fraud sliding-window table since start (monotonic)",
             fraud_window_evictions.clone(),
         );
+        registry.register(
+            "commission_runs",
+            "Commission job runs, by outcome (a run with problems is ok)",
+            commission_runs.clone(),
+        );
+        registry.register(
+            "commission_problems",
+            "Problems of the latest commission run (players or affiliates held back), by kind",
+            commission_problems.clone(),
+        );
+        registry.register(
+            "commission_held_players",
+            "Players of the latest commission run passed without attribution while their fraud review is open",
+            commission_held_players.clone(),
+        );
 
         Self {
             registry,
@@ -339,7 +378,39 @@ impl Metrics {
             fraud_window_keys,
             fraud_window_capacity,
             fraud_window_evictions,
+            commission_runs,
+            commission_problems,
+            commission_held_players,
         }
+    }
+
+    /// Counts one commission run: `commission_runs_total{outcome}` += 1
+    /// (`ok` or `failed`).
+    pub fn commission_run(&self, outcome: &'static str) {
+        self.commission_runs
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Publishes the problems of the latest commission run:
+    /// `commission_problems{kind}` for every kind (zero included) and
+    /// `commission_held_players`. Set, not added: a standing problem is
+    /// counted once however many runs see it.
+    pub fn set_commission_problems(
+        &self,
+        by_kind: impl IntoIterator<Item = (&'static str, u64)>,
+        held_players: u64,
+    ) {
+        for (kind, n) in by_kind {
+            self.commission_problems
+                .get_or_create(&ProblemLabels { kind })
+                .set(gauge_value(n));
+        }
+        self.commission_held_players
+            .get_or_create(&HeldLabels {
+                reason: "fraud_review",
+            })
+            .set(gauge_value(held_players));
     }
 
     /// Counts one click: `clicks_total{brand_id, verdict}` += 1.
@@ -796,6 +867,8 @@ mod tests {
         m.review_decision("approved");
         m.conversion_latency("first_deposit", Duration::from_millis(250));
         m.set_fraud_window_state("affiliate_total", 1, 2, 0);
+        m.commission_run("ok");
+        m.set_commission_problems([("wrong_currency", 2), ("no_fx_table", 0)], 1);
 
         let text = m.render();
         let (types, samples) = parse(&text);
@@ -804,6 +877,9 @@ mod tests {
             declared,
             [
                 "clicks",
+                "commission_held_players",
+                "commission_problems",
+                "commission_runs",
                 "conversion_latency_ms",
                 "fraud_quarantined",
                 "fraud_review_decisions",
@@ -814,11 +890,11 @@ mod tests {
                 "fraud_window_keys",
             ]
         );
-        assert_eq!(text.matches("# HELP ").count(), 9);
+        assert_eq!(text.matches("# HELP ").count(), 12);
         // clicks 1, latency 15 (sum, count, 12 bounds and +Inf), quarantined 1,
         // decisions 1, score 14 (sum, count, 11 bounds and +Inf), average 1,
-        // window 3.
-        assert_eq!(samples.len(), 36, "{text}");
+        // window 3, commission runs 1, problems 2, held players 1.
+        assert_eq!(samples.len(), 40, "{text}");
         assert!(
             samples.iter().all(|s| s.value.is_finite()),
             "no NaN or infinite sample values: {text}"

@@ -15,8 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Why a money operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    /// Not a three-letter upper-case ISO 4217 code.
-    #[error("currency must be a three-letter ISO 4217 code, got {0:?}")]
+    /// Not an ISO 4217 code of a currency with a minor unit.
+    #[error("currency must be an ISO 4217 currency code such as \"EUR\", got {0:?}")]
     BadCurrency(String),
     /// Two different currencies in one sum.
     #[error("cannot combine {0} and {1} without an FX conversion")]
@@ -44,15 +44,24 @@ pub enum MoneyError {
 pub struct Currency([u8; 3]);
 
 impl Currency {
-    /// Parses `EUR`, `usd` → `USD`.
+    /// "No currency" (ISO 4217 `XXX`): the wallet of a player with no money
+    /// events yet. Never accepted from a request.
+    pub const NONE: Currency = Currency(*b"XXX");
+
+    /// Parses an active ISO 4217 code of a currency with a minor unit
+    /// (`EUR`, `usd` → `USD`, `JPY`), checked against the `iso_currency`
+    /// crate's table. Made-up codes (`ZZZ`) and codes that are not money
+    /// (`XXX`, `XAU`, `XTS`) are refused.
     pub fn parse(text: &str) -> Result<Self, MoneyError> {
-        match text.trim().as_bytes() {
-            [a, b, c] if [a, b, c].iter().all(|x| x.is_ascii_alphabetic()) => Ok(Self([
-                a.to_ascii_uppercase(),
-                b.to_ascii_uppercase(),
-                c.to_ascii_uppercase(),
-            ])),
-            _ => Err(MoneyError::BadCurrency(text.chars().take(16).collect())),
+        let bad = || MoneyError::BadCurrency(text.chars().take(16).collect());
+        let upper = text.trim().to_ascii_uppercase();
+        let iso = iso_currency::Currency::from_code(&upper).ok_or_else(bad)?;
+        if iso.exponent().is_none() {
+            return Err(bad());
+        }
+        match upper.as_bytes() {
+            [a, b, c] => Ok(Self([*a, *b, *c])),
+            _ => Err(bad()),
         }
     }
 
@@ -61,15 +70,12 @@ impl Currency {
         std::str::from_utf8(&self.0).unwrap_or("XXX")
     }
 
-    /// Digits after the decimal point (ISO 4217): 0 for JPY, KRW, …; 3 for
-    /// BHD, KWD, …; 2 otherwise.
+    /// Digits after the decimal point (ISO 4217 exponent): 0 for JPY, KRW,
+    /// …; 3 for BHD, KWD, …; 2 for most.
     pub fn minor_digits(&self) -> u32 {
-        match self.as_str() {
-            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
-            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-            _ => 2,
-        }
+        iso_currency::Currency::from_code(self.as_str())
+            .and_then(|c| c.exponent())
+            .map_or(2, u32::from)
     }
 }
 

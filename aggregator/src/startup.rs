@@ -81,7 +81,7 @@ impl AppState {
     }
 
     /// The metrics registry.
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
     }
 
@@ -120,6 +120,16 @@ impl AppState {
         TimePolicy {
             now_ms,
             max_age_ms: self.0.ingest.max_click_age_hours * 3_600_000,
+            max_future_ms: self.0.ingest.max_click_future_secs * 1000,
+        }
+    }
+
+    /// Time limits for brand events reported at `now_ms` (the backdating
+    /// limit `ingest.max_event_age_days`).
+    pub fn event_time_policy(&self, now_ms: u64) -> TimePolicy {
+        TimePolicy {
+            now_ms,
+            max_age_ms: self.0.ingest.max_event_age_days.saturating_mul(86_400_000),
             max_future_ms: self.0.ingest.max_click_future_secs * 1000,
         }
     }
@@ -300,7 +310,8 @@ impl Application {
         let commission_job = settings.commissions.job_enabled.then(|| {
             let every = Duration::from_secs(settings.commissions.job_interval_secs.max(1));
             (
-                crate::commission_job::CommissionJob::new(store.clone()),
+                crate::commission_job::CommissionJob::new(store.clone())
+                    .with_metrics(Arc::clone(&metrics)),
                 every,
             )
         });

@@ -30,6 +30,24 @@
 //! * **Overrides**: each ancestor up the tree earns its level's rate on each
 //!   non-zero CPA / RevShare / clawback slot of the descendant.
 //!
+//! # Problems never stop a run
+//!
+//! Whatever one player's facts or one affiliate's configuration make
+//! impossible to compute (a missing NGR formula or FX table, an overflow, a
+//! player the integrator could not build) becomes a [`RunProblem`], and the
+//! run holds exactly the slots that depend on it — nothing is reversed or
+//! guessed because of a problem, and everyone else is computed as usual:
+//!
+//! * a player whose facts could not be built (passed in `excluded`): their
+//!   CPA slots (and overrides on them) are held, and they add nothing to
+//!   RevShare until repaired;
+//! * a player whose CPA cannot be evaluated: their CPA slots are held;
+//! * a player whose NGR statements cannot be built: their NGR is left out
+//!   of RevShare (only reported when a credited affiliate has RevShare);
+//! * an affiliate whose RevShare cannot be computed: its RevShare slots
+//!   (and overrides on them) are held;
+//! * an override that cannot be priced: that override slot is held.
+//!
 //! # Order of reconciliation
 //!
 //! Base slots first (CPA, RevShare), then clawbacks (which reference the
@@ -54,6 +72,7 @@ use super::ledger::{
 use super::overrides::{override_amount, AffiliateTree};
 use super::period::PeriodCalendar;
 use super::plan::{Deal, DealBook, DealVersion};
+use super::problem::{Classify, Held, RunProblem};
 use super::revenue::{statements, FormulaBook, NgrStatement, RevenueError};
 use super::revshare::{compute, MonthCommission, MonthNgr, RevShareError};
 use super::time::Month;
@@ -79,10 +98,6 @@ pub enum EngineError {
     /// Overflow or currency mismatch.
     #[error(transparent)]
     Money(#[from] MoneyError),
-    /// The ledger has CPA entries for a player whose facts were not passed:
-    /// a partial run would reverse them, so it is refused.
-    #[error("the ledger has CPA entries for player {0} but the run has no facts for them")]
-    MissingPlayer(PlayerId),
 }
 
 /// What a run produces.
@@ -93,6 +108,56 @@ pub struct EngineOutput {
     /// Every NGR statement of attributed players (immutable, id = content
     /// hash: store those whose id is new).
     pub statements: Vec<NgrStatement>,
+    /// What could not be computed and what it held back (sorted; includes
+    /// the `excluded` players passed in).
+    pub problems: Vec<RunProblem>,
+}
+
+/// The slots a run must leave as they are (see the module docs).
+#[derive(Debug, Default)]
+struct Holds {
+    players: BTreeSet<PlayerId>,
+    revshare: BTreeSet<AffiliateId>,
+    slots: BTreeSet<Slot>,
+}
+
+impl Holds {
+    fn covers(&self, slot: &Slot) -> bool {
+        if self.slots.contains(slot) || slot.player().is_some_and(|p| self.players.contains(&p)) {
+            return true;
+        }
+        match root(slot) {
+            Slot::RevShare { affiliate, .. } | Slot::RevShareClawback { affiliate, .. } => {
+                self.revshare.contains(affiliate)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The slot an override (of an override …) is ultimately about.
+fn root(slot: &Slot) -> &Slot {
+    match slot {
+        Slot::Override { source, .. } => root(source),
+        other => other,
+    }
+}
+
+/// A player problem from an error met while computing them.
+fn player_problem(
+    f: &PlayerFacts,
+    held: Held,
+    e: &(impl Classify + std::fmt::Display),
+) -> RunProblem {
+    let (kind, event) = e.classify();
+    RunProblem::player(
+        f.player(),
+        f.brand(),
+        kind,
+        held,
+        event.into_iter().collect(),
+        e.to_string(),
+    )
 }
 
 /// The configuration a run reads.
@@ -133,6 +198,87 @@ struct Worlds {
     pending: BTreeMap<Month, Vec<PlayerNote>>,
 }
 
+/// Which RevShare worlds one player belongs to (see the module docs).
+struct Membership {
+    in_final: bool,
+    in_net: bool,
+    awaiting: bool,
+    voided: Option<Reason>,
+}
+
+impl Worlds {
+    /// Adds one player's credited NGR (every statement the affiliate's deal
+    /// has RevShare for) to the worlds the player belongs to.
+    fn add_player(
+        &mut self,
+        deal: &Deal,
+        f: &PlayerFacts,
+        credit: &Credit,
+        sts: &[NgrStatement],
+        m: &Membership,
+    ) -> Result<(), EngineError> {
+        let Some(att) = f.attribution() else {
+            return Ok(());
+        };
+        let ftd_month = f.first_deposit().map(|(e, _)| e.at.month());
+        for st in sts {
+            let Some(version) = deal.version_at(st.month) else {
+                continue;
+            };
+            if version.plan().revshare().is_none() || !version.covers(f.brand()) {
+                continue;
+            }
+            let credited = st.ngr.apply(credit.share)?;
+            let is_ftd = ftd_month == Some(st.month);
+            let membership = [
+                (World::Final, m.in_final),
+                (World::Net, m.in_net),
+                (World::Provisional, m.in_net || m.awaiting),
+            ];
+            for (world, member) in membership {
+                let map = match world {
+                    World::Final => &mut self.final_,
+                    World::Net => &mut self.net,
+                    World::Provisional => &mut self.provisional,
+                };
+                let input = map.entry(st.month).or_default();
+                if !member {
+                    continue;
+                }
+                input.add(f.brand(), credited)?;
+                if is_ftd {
+                    input.add_ftd(credit.share);
+                }
+                let p = self.provenance.entry((st.month, world)).or_default();
+                p.statements.insert(st.id);
+                p.rules.insert(att.rules_version.clone());
+                p.formulas.insert(FormulaRef {
+                    brand: f.brand(),
+                    version: st.formula_version,
+                });
+            }
+            let note = |reason: Reason| PlayerNote {
+                player: f.player(),
+                brand: f.brand(),
+                reason,
+            };
+            if let (true, Some(r)) = (m.in_final, &m.voided) {
+                self.voided
+                    .entry(st.month)
+                    .or_default()
+                    .push(note(r.clone()));
+            }
+            if m.awaiting {
+                self.pending
+                    .entry(st.month)
+                    .or_default()
+                    .push(note(Reason::RevShareAwaitingKyc));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Default, Clone)]
 struct Provenance {
     statements: BTreeSet<Uuid>,
@@ -159,32 +305,96 @@ impl Engine<'_> {
         players: &[PlayerFacts],
         prior: &[LedgerEntry],
     ) -> Result<EngineOutput, EngineError> {
+        self.run_with(players, &[], prior)
+    }
+
+    /// [`Self::run`] where the integrator could not build the facts of some
+    /// players: `excluded` names them (one [`RunProblem`] each, with
+    /// `player` set). Their CPA slots are held and they add nothing to
+    /// RevShare; they count as known players.
+    ///
+    /// Fails only when the inputs as a whole are inconsistent (the existing
+    /// ledger, a (player, brand) twice): a bad player or affiliate becomes a
+    /// problem instead, and so does a player of the ledger missing from both
+    /// lists (their CPA is held, never reversed).
+    pub fn run_with(
+        &self,
+        players: &[PlayerFacts],
+        excluded: &[RunProblem],
+        prior: &[LedgerEntry],
+    ) -> Result<EngineOutput, EngineError> {
         check_unique(players)?;
         let prior = PriorLedger::index(prior)?;
-        let known: BTreeSet<PlayerId> = players.iter().map(PlayerFacts::player).collect();
-        if let Some(p) = prior
-            .slots()
-            .filter_map(Slot::player)
-            .find(|p| !known.contains(p))
-        {
-            return Err(EngineError::MissingPlayer(p));
+        let mut holds = Holds::default();
+        let mut problems: Vec<RunProblem> = excluded.to_vec();
+        holds
+            .players
+            .extend(excluded.iter().filter_map(|p| p.player));
+        let known: BTreeSet<PlayerId> = players
+            .iter()
+            .map(PlayerFacts::player)
+            .chain(holds.players.iter().copied())
+            .collect();
+        // A player of the ledger with no facts at all: leaving them out
+        // would reverse their CPA, so it is held instead.
+        for slot in prior.slots() {
+            if let (Some(p), Slot::Cpa { brand, .. } | Slot::CpaClawback { brand, .. }) =
+                (slot.player(), root(slot))
+            {
+                if !known.contains(&p) && holds.players.insert(p) {
+                    problems.push(RunProblem::player(
+                        p,
+                        *brand,
+                        super::problem::ProblemKind::BadFacts,
+                        Held::Cpa,
+                        Vec::new(),
+                        format!(
+                            "the ledger has CPA entries for player {p} but the run has no facts \
+                             for them: their CPA is held"
+                        ),
+                    ));
+                }
+            }
         }
         let mut all_statements: BTreeMap<(PlayerId, BrandId), Vec<NgrStatement>> = BTreeMap::new();
         for f in players {
-            if f.attribution().is_some() {
-                all_statements.insert((f.player(), f.brand()), statements(f, self.formulas)?);
+            if f.attribution().is_none() || holds.players.contains(&f.player()) {
+                continue;
+            }
+            match statements(f, self.formulas) {
+                Ok(s) => {
+                    all_statements.insert((f.player(), f.brand()), s);
+                }
+                // Without statements the player adds nothing to RevShare;
+                // that matters only where a credited affiliate has RevShare.
+                Err(e) if self.earns_revshare(f) => {
+                    problems.push(player_problem(f, Held::RevShareContribution, &e));
+                }
+                Err(_) => {}
             }
         }
 
         let mut desired = DesiredMap::new();
-        self.cpa(players, &mut desired)?;
-        self.revshare(players, &all_statements, &mut desired)?;
+        self.cpa(players, &mut desired, &mut holds, &mut problems);
+        self.revshare(
+            players,
+            &all_statements,
+            &mut desired,
+            &mut holds,
+            &mut problems,
+        );
+        desired.retain(|slot, _| !holds.covers(slot));
 
         // 1. Base slots.
         let is_base = |s: &Slot| matches!(s, Slot::Cpa { .. } | Slot::RevShare { .. });
         let (base, claws): (DesiredMap, DesiredMap) =
             desired.into_iter().partition(|(s, _)| is_base(s));
-        let mut entries = reconcile(&base, &prior, is_base, self.calendar)?;
+        let mut entries = reconcile(
+            &base,
+            &prior,
+            |s| is_base(s) && !holds.covers(s),
+            self.calendar,
+        )?;
 
         // 2. Clawbacks, referencing the entries they reverse.
         let is_claw =
@@ -196,7 +406,12 @@ impl Engine<'_> {
                 d.references.extend(ids_of(&target, &prior, &new_ids));
             }
         }
-        entries.extend(reconcile(&claws, &prior, is_claw, self.calendar)?);
+        entries.extend(reconcile(
+            &claws,
+            &prior,
+            |s| is_claw(s) && !holds.covers(s),
+            self.calendar,
+        )?);
 
         // 3. Overrides, referencing their source's entries.
         let new_ids = index_ids(&entries);
@@ -209,32 +424,95 @@ impl Engine<'_> {
                     .and_then(|s| base.get(&s))
                     .map_or(d.activity_month, |r| r.activity_month);
                 let ids = ids_of(slot, &prior, &new_ids);
-                self.overrides_of(slot, d, pricing, &ids, &mut overrides)?;
+                self.overrides_of(
+                    slot,
+                    d,
+                    pricing,
+                    &ids,
+                    &mut overrides,
+                    &mut holds,
+                    &mut problems,
+                );
             }
         }
+        overrides.retain(|slot, _| !holds.covers(slot));
         let is_override = |s: &Slot| matches!(s, Slot::Override { .. });
-        entries.extend(reconcile(&overrides, &prior, is_override, self.calendar)?);
+        entries.extend(reconcile(
+            &overrides,
+            &prior,
+            |s| is_override(s) && !holds.covers(s),
+            self.calendar,
+        )?);
 
         entries.sort_by(|a, b| {
             (a.affiliate, &a.slot, a.revision).cmp(&(b.affiliate, &b.slot, b.revision))
         });
         let mut statements: Vec<NgrStatement> = all_statements.into_values().flatten().collect();
         statements.sort_by_key(|s| s.id);
+        problems.sort();
+        problems.dedup();
         Ok(EngineOutput {
             entries,
             statements,
+            problems,
         })
     }
 
-    fn cpa(&self, players: &[PlayerFacts], desired: &mut DesiredMap) -> Result<(), EngineError> {
+    /// Whether a credited affiliate of `f` has RevShare at `f`'s brand in
+    /// some deal version.
+    fn earns_revshare(&self, f: &PlayerFacts) -> bool {
+        f.attribution().is_some_and(|att| {
+            att.credits().iter().any(|c| {
+                self.deals.get(c.affiliate).is_some_and(|d| {
+                    d.versions()
+                        .iter()
+                        .any(|v| v.plan().revshare().is_some() && v.covers(f.brand()))
+                })
+            })
+        })
+    }
+
+    /// CPA slots of every player; a player whose CPA cannot be computed is
+    /// held (with a problem) and the others go on.
+    fn cpa(
+        &self,
+        players: &[PlayerFacts],
+        desired: &mut DesiredMap,
+        holds: &mut Holds,
+        problems: &mut Vec<RunProblem>,
+    ) {
         let mut by_player: BTreeMap<PlayerId, Vec<&PlayerFacts>> = BTreeMap::new();
         for f in players {
-            by_player.entry(f.player()).or_default().push(f);
+            if !holds.players.contains(&f.player()) {
+                by_player.entry(f.player()).or_default().push(f);
+            }
         }
         for (player, list) in by_player {
+            let mut mine = DesiredMap::new();
+            match self.cpa_of(player, &list, &mut mine) {
+                Ok(()) => desired.extend(mine),
+                Err((brand, e)) => {
+                    holds.players.insert(player);
+                    if let Some(f) = list.iter().find(|f| f.brand() == brand) {
+                        problems.push(player_problem(f, Held::Cpa, &e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The CPA slots of one player (all their registrations); on failure,
+    /// the registration whose computation failed.
+    fn cpa_of(
+        &self,
+        player: PlayerId,
+        list: &[&PlayerFacts],
+        desired: &mut DesiredMap,
+    ) -> Result<(), (BrandId, EngineError)> {
+        {
             // Every (registration, credited affiliate) under its own terms.
             let mut evals = Vec::new();
-            for f in &list {
+            for f in list.iter().copied() {
                 let Some(att) = f.attribution() else { continue };
                 let reg_month = f.registration().at.month();
                 for credit in att.credits() {
@@ -250,7 +528,8 @@ impl Engine<'_> {
                     if !version.covers(f.brand()) {
                         continue;
                     }
-                    let outcome = cpa::evaluate(f, terms, deal.currency(), self.fx)?;
+                    let outcome = cpa::evaluate(f, terms, deal.currency(), self.fx)
+                        .map_err(|e| (f.brand(), e.into()))?;
                     evals.push(CpaEval {
                         facts: f,
                         credit: *credit,
@@ -276,7 +555,9 @@ impl Engine<'_> {
                 .min()
                 .map(|(_, _, _, brand)| brand);
             for e in evals {
-                self.cpa_slots(player, e, chosen, desired)?;
+                let brand = e.facts.brand();
+                self.cpa_slots(player, e, chosen, desired)
+                    .map_err(|e| (brand, e))?;
             }
         }
         Ok(())
@@ -374,13 +655,18 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// RevShare slots of every affiliate; an affiliate whose RevShare cannot
+    /// be computed is held (with a problem) and the others go on.
     fn revshare(
         &self,
         players: &[PlayerFacts],
         all_statements: &BTreeMap<(PlayerId, BrandId), Vec<NgrStatement>>,
         desired: &mut DesiredMap,
-    ) -> Result<(), EngineError> {
+        holds: &mut Holds,
+        problems: &mut Vec<RunProblem>,
+    ) {
         let mut worlds: BTreeMap<AffiliateId, Worlds> = BTreeMap::new();
+        let mut failed: BTreeMap<AffiliateId, EngineError> = BTreeMap::new();
         for f in players {
             let Some(att) = f.attribution() else { continue };
             let kyc = f.kyc();
@@ -395,104 +681,89 @@ impl Engine<'_> {
                 }),
                 _ => None,
             };
-            let in_net = in_final && voided.is_none();
-            let awaiting = matches!(kyc, Kyc::Pending) && fraud.is_none();
-            if !in_final && !awaiting {
+            let membership = Membership {
+                in_final,
+                in_net: in_final && voided.is_none(),
+                awaiting: matches!(kyc, Kyc::Pending) && fraud.is_none(),
+                voided,
+            };
+            if !membership.in_final && !membership.awaiting {
                 continue;
             }
             let Some(sts) = all_statements.get(&(f.player(), f.brand())) else {
                 continue;
             };
-            let ftd_month = f.first_deposit().map(|(e, _)| e.at.month());
             for credit in att.credits() {
                 let Some(deal) = self.deals.get(credit.affiliate) else {
                     continue;
                 };
+                if failed.contains_key(&credit.affiliate) {
+                    continue;
+                }
                 let w = worlds.entry(credit.affiliate).or_default();
-                for st in sts {
-                    let Some(version) = deal.version_at(st.month) else {
-                        continue;
-                    };
-                    if version.plan().revshare().is_none() || !version.covers(f.brand()) {
-                        continue;
-                    }
-                    let credited = st.ngr.apply(credit.share)?;
-                    let is_ftd = ftd_month == Some(st.month);
-                    let membership = [
-                        (World::Final, in_final),
-                        (World::Net, in_net),
-                        (World::Provisional, in_net || awaiting),
-                    ];
-                    for (world, member) in membership {
-                        let map = match world {
-                            World::Final => &mut w.final_,
-                            World::Net => &mut w.net,
-                            World::Provisional => &mut w.provisional,
-                        };
-                        let input = map.entry(st.month).or_default();
-                        if !member {
-                            continue;
-                        }
-                        input.add(f.brand(), credited)?;
-                        if is_ftd {
-                            input.add_ftd(credit.share);
-                        }
-                        let p = w.provenance.entry((st.month, world)).or_default();
-                        p.statements.insert(st.id);
-                        p.rules.insert(att.rules_version.clone());
-                        p.formulas.insert(FormulaRef {
-                            brand: f.brand(),
-                            version: st.formula_version,
-                        });
-                    }
-                    let note = |reason: Reason| PlayerNote {
-                        player: f.player(),
-                        brand: f.brand(),
-                        reason,
-                    };
-                    if let (true, Some(r)) = (in_final, &voided) {
-                        w.voided.entry(st.month).or_default().push(note(r.clone()));
-                    }
-                    if awaiting {
-                        w.pending
-                            .entry(st.month)
-                            .or_default()
-                            .push(note(Reason::RevShareAwaitingKyc));
-                    }
+                if let Err(e) = w.add_player(deal, f, credit, sts, &membership) {
+                    failed.insert(credit.affiliate, e);
                 }
             }
         }
+        for (affiliate, w) in worlds {
+            if failed.contains_key(&affiliate) {
+                continue;
+            }
+            let mut mine = DesiredMap::new();
+            match self.revshare_of(affiliate, w, &mut mine) {
+                Ok(()) => desired.extend(mine),
+                Err(e) => {
+                    failed.insert(affiliate, e);
+                }
+            }
+        }
+        for (affiliate, e) in failed {
+            holds.revshare.insert(affiliate);
+            let (kind, _) = e.classify();
+            problems.push(RunProblem::affiliate(
+                affiliate,
+                kind,
+                Held::AffiliateRevShare,
+                format!("RevShare of affiliate {affiliate}: {e}"),
+            ));
+        }
+    }
 
-        for (affiliate, mut w) in worlds {
-            let Some(deal) = self.deals.get(affiliate) else {
+    /// The RevShare slots of one affiliate from its three worlds.
+    fn revshare_of(
+        &self,
+        affiliate: AffiliateId,
+        mut w: Worlds,
+        desired: &mut DesiredMap,
+    ) -> Result<(), EngineError> {
+        let Some(deal) = self.deals.get(affiliate) else {
+            return Ok(());
+        };
+        // Notes were pushed in input order: sort them.
+        for notes in w.voided.values_mut().chain(w.pending.values_mut()) {
+            notes.sort_by_key(|n| (n.player, n.brand));
+        }
+        let final_ = compute(deal, &w.final_, self.fx)?;
+        let net = compute(deal, &w.net, self.fx)?;
+        let provisional = compute(deal, &w.provisional, self.fx)?;
+        for (month, f) in &final_ {
+            let (Some(n), Some(p), Some(version)) = (
+                net.get(month),
+                provisional.get(month),
+                deal.version_at(*month),
+            ) else {
                 continue;
             };
-            // Notes were pushed in input order: sort them.
-            for notes in w.voided.values_mut().chain(w.pending.values_mut()) {
-                notes.sort_by_key(|n| (n.player, n.brand));
-            }
-            let final_ = compute(deal, &w.final_, self.fx)?;
-            let net = compute(deal, &w.net, self.fx)?;
-            let provisional = compute(deal, &w.provisional, self.fx)?;
-            for (month, f) in &final_ {
-                let (Some(n), Some(p), Some(version)) = (
-                    net.get(month),
-                    provisional.get(month),
-                    deal.version_at(*month),
-                ) else {
-                    continue;
-                };
-                let prov = |world| {
-                    w.provenance
-                        .get(&(*month, world))
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                let hold = version.hold_days();
-                let make = |amount: Money,
-                            reason: Reason,
-                            worlds: &[(World, &MonthCommission)],
-                            detail| {
+            let prov = |world| {
+                w.provenance
+                    .get(&(*month, world))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let hold = version.hold_days();
+            let make =
+                |amount: Money, reason: Reason, worlds: &[(World, &MonthCommission)], detail| {
                     let mut d = Desired::new(amount, reason, *month, hold);
                     d.deal_version = Some(version.version());
                     for (world, mc) in worlds {
@@ -505,60 +776,61 @@ impl Engine<'_> {
                     d.detail = Some(detail);
                     d
                 };
-                desired.insert(
-                    Slot::RevShare {
-                        affiliate,
-                        month: *month,
-                        gate: Gate::Final,
-                    },
-                    make(
-                        f.commission(),
-                        Reason::RevShare,
-                        &[(World::Final, f)],
-                        Detail::RevShare(f.clone()),
-                    ),
-                );
-                desired.insert(
-                    Slot::RevShareClawback {
-                        affiliate,
-                        month: *month,
-                    },
-                    make(
-                        n.commission().checked_sub(&f.commission())?,
-                        Reason::PlayersVoided,
-                        &[(World::Final, f), (World::Net, n)],
-                        Detail::Difference(DifferenceDetail {
-                            with: f.clone(),
-                            without: n.clone(),
-                            players: w.voided.get(month).cloned().unwrap_or_default(),
-                        }),
-                    ),
-                );
-                desired.insert(
-                    Slot::RevShare {
-                        affiliate,
-                        month: *month,
-                        gate: Gate::AwaitingKyc,
-                    },
-                    make(
-                        p.commission().checked_sub(&n.commission())?,
-                        Reason::RevShareAwaitingKyc,
-                        &[(World::Provisional, p), (World::Net, n)],
-                        Detail::Difference(DifferenceDetail {
-                            with: p.clone(),
-                            without: n.clone(),
-                            players: w.pending.get(month).cloned().unwrap_or_default(),
-                        }),
-                    ),
-                );
-            }
+            desired.insert(
+                Slot::RevShare {
+                    affiliate,
+                    month: *month,
+                    gate: Gate::Final,
+                },
+                make(
+                    f.commission(),
+                    Reason::RevShare,
+                    &[(World::Final, f)],
+                    Detail::RevShare(f.clone()),
+                ),
+            );
+            desired.insert(
+                Slot::RevShareClawback {
+                    affiliate,
+                    month: *month,
+                },
+                make(
+                    n.commission().checked_sub(&f.commission())?,
+                    Reason::PlayersVoided,
+                    &[(World::Final, f), (World::Net, n)],
+                    Detail::Difference(DifferenceDetail {
+                        with: f.clone(),
+                        without: n.clone(),
+                        players: w.voided.get(month).cloned().unwrap_or_default(),
+                    }),
+                ),
+            );
+            desired.insert(
+                Slot::RevShare {
+                    affiliate,
+                    month: *month,
+                    gate: Gate::AwaitingKyc,
+                },
+                make(
+                    p.commission().checked_sub(&n.commission())?,
+                    Reason::RevShareAwaitingKyc,
+                    &[(World::Provisional, p), (World::Net, n)],
+                    Detail::Difference(DifferenceDetail {
+                        with: p.clone(),
+                        without: n.clone(),
+                        players: w.pending.get(month).cloned().unwrap_or_default(),
+                    }),
+                ),
+            );
         }
         Ok(())
     }
 
     /// Overrides of the ancestors on `source`, priced with their deal
     /// version and the FX table of `pricing` (the activity month, or for a
-    /// clawback the month of what it reverses).
+    /// clawback the month of what it reverses). An override that cannot be
+    /// priced is held (with a problem).
+    #[allow(clippy::too_many_arguments)]
     fn overrides_of(
         &self,
         source: &Slot,
@@ -566,7 +838,9 @@ impl Engine<'_> {
         pricing: Month,
         source_ids: &[Uuid],
         out: &mut DesiredMap,
-    ) -> Result<(), EngineError> {
+        holds: &mut Holds,
+        problems: &mut Vec<RunProblem>,
+    ) {
         let child = source.affiliate();
         for (i, ancestor) in self.tree.ancestors(child).into_iter().enumerate() {
             let level = i + 1;
@@ -579,8 +853,26 @@ impl Engine<'_> {
             let Some(rate) = version.override_rate(level) else {
                 continue;
             };
-            let o = override_amount(d.amount, deal.currency(), rate, pricing, self.fx)?;
             let level = u8::try_from(level).unwrap_or(u8::MAX);
+            let slot = Slot::Override {
+                affiliate: ancestor,
+                level,
+                source: Box::new(source.clone()),
+            };
+            let o = match override_amount(d.amount, deal.currency(), rate, pricing, self.fx) {
+                Ok(o) => o,
+                Err(e) => {
+                    let (kind, _) = e.classify();
+                    problems.push(RunProblem::affiliate(
+                        ancestor,
+                        kind,
+                        Held::Override,
+                        format!("level-{level} override of affiliate {ancestor} on {child}: {e}"),
+                    ));
+                    holds.slots.insert(slot);
+                    continue;
+                }
+            };
             let mut od = d.clone();
             od.amount = o.amount;
             od.reason = Reason::Override;
@@ -596,16 +888,26 @@ impl Engine<'_> {
                 rate,
                 amount: o.amount,
             }));
-            out.insert(
-                Slot::Override {
-                    affiliate: ancestor,
-                    level,
-                    source: Box::new(source.clone()),
-                },
-                od,
-            );
+            out.insert(slot, od);
         }
-        Ok(())
+    }
+}
+
+impl Classify for EngineError {
+    fn classify(
+        &self,
+    ) -> (
+        super::problem::ProblemKind,
+        Option<super::facts::BrandEventId>,
+    ) {
+        match self {
+            EngineError::Facts(e) => e.classify(),
+            EngineError::Revenue(e) => e.classify(),
+            EngineError::Fx(e) => e.classify(),
+            EngineError::RevShare(e) => e.classify(),
+            EngineError::Money(e) => e.classify(),
+            EngineError::Ledger(_) => (super::problem::ProblemKind::BadFacts, None),
+        }
     }
 }
 

@@ -186,8 +186,10 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    /// Validates the credits: duplicates of one affiliate are merged, the
-    /// total must be 1..=10 000 bps. Credits are kept sorted by affiliate.
+    /// Validates the credits: duplicates of one affiliate are merged,
+    /// touchpoints with a 0 bps share (the losing clicks of a last- or
+    /// first-click model) are dropped, the total must be 1..=10 000 bps and
+    /// no share negative. Credits are kept sorted by affiliate.
     pub fn new(
         rules_version: impl Into<String>,
         status: AttributionStatus,
@@ -198,7 +200,11 @@ impl Attribution {
             *merged.entry(c.affiliate).or_default() += c.share.get();
         }
         let total: i64 = merged.values().sum();
-        if merged.is_empty() || !(1..=10_000).contains(&total) || merged.values().any(|s| *s <= 0) {
+        if merged.values().any(|s| *s < 0) {
+            return Err(FactsError::BadCredits(total));
+        }
+        merged.retain(|_, s| *s > 0);
+        if merged.is_empty() || !(1..=10_000).contains(&total) {
             return Err(FactsError::BadCredits(total));
         }
         let credits = merged

@@ -24,6 +24,7 @@
 //! | [`ledger`] | entries, slots, deterministic ids, reconciliation |
 //! | [`period`] | period closes, booking, payouts with min payout rollover |
 //! | [`balances`](mod@balances) | pending / approved / payable / paid from the ledger |
+//! | [`problem`] | what a run could not compute and what it held back |
 //! | [`engine`] | the composition |
 //!
 //! # How a run works
@@ -45,6 +46,7 @@ pub mod ledger;
 pub mod overrides;
 pub mod period;
 pub mod plan;
+pub mod problem;
 pub mod revenue;
 pub mod revshare;
 pub mod time;
@@ -63,5 +65,6 @@ pub use ledger::{Detail, EntryKind, Gate, LedgerEntry, Reason, Slot};
 pub use overrides::{AffiliateTree, Link};
 pub use period::{payout, PayoutDecision, PayoutRun, PeriodCalendar};
 pub use plan::{Deal, DealBook};
+pub use problem::{Held, ProblemKind, RunProblem};
 pub use revenue::{FormulaBook, NgrFormula, NgrStatement};
 pub use time::{Month, Timestamp};

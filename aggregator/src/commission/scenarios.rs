@@ -1002,7 +1002,7 @@ fn an_override_clawback_cancels_the_override_even_after_the_parents_rate_changed
 }
 
 #[test]
-fn a_run_that_leaves_out_a_player_with_a_cpa_is_refused() {
+fn a_run_that_leaves_out_a_player_with_a_cpa_holds_that_cpa_instead_of_reversing_it() {
     let a = aff(1);
     let w = World::new(vec![deal(a, CPA_DE_GB)]);
     let mut ledger = Vec::new();
@@ -1010,11 +1010,20 @@ fn a_run_that_leaves_out_a_player_with_a_cpa_is_refused() {
         &[approved(qualifying(1, 1, "DE", a), 1, at(1, 15))],
         &mut ledger,
     );
-    let other = vec![P::new(2, 1, "DE", at(1, 5)).build()];
-    assert_eq!(
-        w.engine().run(&other, &ledger),
-        Err(super::EngineError::MissingPlayer(player(1)))
+    let other = vec![approved(qualifying(2, 1, "DE", a), 2, at(1, 15)).build()];
+    let out = w.engine().run(&other, &ledger).expect("run");
+    assert!(
+        out.entries
+            .iter()
+            .all(|e| e.slot.player() == Some(player(2))),
+        "player 1's CPA is not touched: {:?}",
+        out.entries
     );
+    let accrued: i64 = out.entries.iter().map(|e| e.amount.minor()).sum();
+    assert_eq!(accrued, 10_000, "player 2's CPA accrues");
+    assert_eq!(out.problems.len(), 1);
+    assert_eq!(out.problems[0].player, Some(player(1)));
+    assert_eq!(out.problems[0].held, super::Held::Cpa);
 }
 
 // ---------- FX ----------
@@ -1068,7 +1077,7 @@ fn fx_conversion_is_recorded_with_its_table_version() {
             amount: eur(1_840)
         }))
     );
-    // Without a table for the month, the run refuses rather than guesses.
+    // Without a table for the month, the run holds rather than guesses.
     w.fx = FxBook::empty();
     let facts = vec![approved(
         P::new(1, 1, "US", at(1, 1))
@@ -1079,7 +1088,19 @@ fn fx_conversion_is_recorded_with_its_table_version() {
         at(1, 2),
     )
     .build()];
-    assert!(w.engine().run(&facts, &[]).is_err());
+    let out = w
+        .engine()
+        .run(&facts, &[])
+        .expect("a missing table is a problem, not a failure");
+    assert!(out.entries.is_empty(), "{:?}", out.entries);
+    assert!(!out.problems.is_empty());
+    assert!(
+        out.problems
+            .iter()
+            .all(|p| p.kind == super::ProblemKind::NoFxTable),
+        "{:?}",
+        out.problems
+    );
 }
 
 // ---------- periods, payouts, clawback after payout ----------

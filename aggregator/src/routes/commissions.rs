@@ -55,6 +55,10 @@ pub fn admin_routes() -> Router<AppState> {
         .route("/periods/{month}/close", post(close_period))
         .route("/payouts/run", post(run_payouts))
         .route("/commissions/run", post(run_job))
+        .route(
+            "/commissions/problems",
+            get(crate::routes::commission_problems::list_problems),
+        )
 }
 
 /// The commission routes under `/api/v1` (operator, brand or affiliate).
@@ -91,7 +95,7 @@ impl From<LedgerStoreError> for ApiError {
 }
 
 fn job(state: &AppState) -> CommissionJob {
-    CommissionJob::new(state.store().clone())
+    CommissionJob::new(state.store().clone()).with_metrics(state.metrics().clone())
 }
 
 /// An amount as integer minor units of a currency: `10000` / `"EUR"`, plus
@@ -322,6 +326,12 @@ fn run_summary(r: &RunReport) -> Value {
         "run_id": r.run_id,
         "players": r.players,
         "skipped_players": r.skipped_players,
+        "held_players": r.held_players,
+        "problems": r.problems.iter().map(|p| json!({
+            "kind": p.kind.code(), "held": p.held.code(), "player_id": p.player,
+            "brand_id": p.brand, "affiliate_id": p.affiliate, "event_ids": p.events,
+            "reason": p.message,
+        })).collect::<Vec<_>>(),
         "prior_entries": r.prior_entries,
         "entries_appended": r.entries.len(),
         "entry_ids": r.entries.iter().map(|e| e.id).collect::<Vec<_>>(),

@@ -49,6 +49,7 @@ pub async fn submit(state: &AppState, event: BrandEvent) -> Result<Response, Api
         Err(SubmitError::Conflict(id)) => Err(ApiError::Conflict(format!(
             "event_id {id} was already used with a different payload"
         ))),
+        Err(SubmitError::Invalid(problems)) => Err(ApiError::Validation(problems)),
         Err(SubmitError::Store(e)) => Err(e.into()),
     }
 }
@@ -60,7 +61,11 @@ pub async fn post_event(
     ApiJson(body): ApiJson<EventRequest>,
 ) -> Result<Response, ApiError> {
     let event = body
-        .into_event(brand, Source::Api)
+        .into_event(
+            brand,
+            Source::Api,
+            &state.event_time_policy(crate::clock::now_ms()),
+        )
         .map_err(ApiError::Validation)?;
     submit(&state, event).await
 }

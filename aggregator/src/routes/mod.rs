@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod clicks;
+pub mod commission_problems;
 pub mod commissions;
 pub mod edge_links;
 pub mod events;

@@ -60,7 +60,11 @@ pub async fn postback(
     authenticate(&params, secret.expose_secret(), now_secs)?;
     let request = to_request(&params, now_secs).map_err(ApiError::Validation)?;
     let event = request
-        .into_event(brand, Source::Postback)
+        .into_event(
+            brand,
+            Source::Postback,
+            &state.event_time_policy(crate::clock::now_ms()),
+        )
         .map_err(ApiError::Validation)?;
     submit(&state, event).await
 }

@@ -479,7 +479,7 @@ pub enum LedgerScope {
 }
 
 impl Store {
-    async fn insert_all<R>(&self, table: &str, rows: &[R]) -> Result<(), StoreError>
+    pub(super) async fn insert_all<R>(&self, table: &str, rows: &[R]) -> Result<(), StoreError>
     where
         R: clickhouse::RowOwned + clickhouse::RowWrite,
     {
@@ -846,6 +846,17 @@ impl Store {
             })
             .collect();
         self.insert_all("commission_fx_rates", &rows).await
+    }
+
+    /// The earliest month any ledger entry is booked in (`None` when the
+    /// ledger is empty).
+    pub async fn earliest_booked_month(&self) -> Result<Option<Month>, StoreError> {
+        let row: Option<(u64, u16)> = self
+            .client()
+            .query("SELECT count(), min(booked_in) FROM commission_ledger")
+            .fetch_optional()
+            .await?;
+        Ok(row.and_then(|(n, d)| (n > 0).then(|| date_to_month(d))))
     }
 
     /// Records a run.

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fraud",
         sql: include_str!("../../migrations/0005_fraud.sql"),
     },
+    Migration {
+        version: 6,
+        name: "commission_problems",
+        sql: include_str!("../../migrations/0006_commission_problems.sql"),
+    },
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

@@ -13,6 +13,7 @@ pub mod journal;
 pub mod ledger;
 pub mod lookups;
 pub mod migrations;
+pub mod problems;
 pub mod queries;
 pub mod retry;
 pub mod rows;
@@ -106,6 +107,8 @@ pub struct Lookups {
     >,
     /// Same-device clicks.
     pub fingerprints: lookups::Coalescer<queries::FingerprintKey, Vec<rows::ClickSummaryRow>>,
+    /// Wallet currencies by `(brand, brand player id)`.
+    pub wallets: lookups::Coalescer<(clickstitch_shared::BrandId, String), crate::money::Currency>,
 }
 
 impl Lookups {
@@ -113,7 +116,7 @@ impl Lookups {
     pub fn spawn(store: &Store) -> Self {
         const MAX_KEYS: usize = 500;
         const IN_FLIGHT: usize = 4;
-        let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+        let (s1, s2, s3, s4) = (store.clone(), store.clone(), store.clone(), store.clone());
         Self {
             events: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
                 let s = s1.clone();
@@ -126,6 +129,10 @@ impl Lookups {
             fingerprints: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
                 let s = s3.clone();
                 async move { s.find_fingerprint_matches(&keys).await }
+            }),
+            wallets: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
+                let s = s4.clone();
+                async move { s.find_wallets(&keys).await }
             }),
         }
     }

@@ -4,6 +4,10 @@
 
 use std::collections::HashMap;
 
+use clickhouse::Row;
+use serde::Deserialize;
+use uuid::Uuid;
+
 use clickstitch_shared::ClickId;
 
 use super::lookups::sql_string;
@@ -257,6 +261,49 @@ impl Store {
                 )
             })
             .filter(|(k, _)| wanted.contains(k))
+            .collect())
+    }
+
+    /// The wallet currency of each `(brand, brand player id)` that has a
+    /// stored money event: the currency of its earliest one (by
+    /// `occurred_at_ms`, then event id).
+    pub async fn find_wallets(
+        &self,
+        keys: &[(clickstitch_shared::BrandId, String)],
+    ) -> Result<HashMap<(clickstitch_shared::BrandId, String), crate::money::Currency>, StoreError>
+    {
+        #[derive(Row, Deserialize)]
+        struct WalletRow {
+            #[serde(with = "clickhouse::serde::uuid")]
+            brand_id: Uuid,
+            brand_player_id: String,
+            currency: [u8; 3],
+        }
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let brands = distinct(keys.iter().map(|(b, _)| format!("toUUID('{b}')")));
+        let players = distinct(keys.iter().map(|(_, p)| sql_string(p)));
+        let sql = format!(
+            "SELECT brand_id, brand_player_id, currency FROM player_events \
+             WHERE brand_id IN ({brands}) AND brand_player_id IN ({players}) \
+             AND event_type IN ('deposit', 'withdrawal', 'game_activity', 'bonus', 'chargeback') \
+             ORDER BY occurred_at_ms, event_id LIMIT 1 BY brand_id, brand_player_id"
+        );
+        let rows: Vec<WalletRow> = self.client().query_raw(&sql).fetch_all().await?;
+        let wanted: std::collections::HashSet<_> = keys.iter().collect();
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let key = (
+                    clickstitch_shared::BrandId::from(r.brand_id),
+                    r.brand_player_id,
+                );
+                let currency = std::str::from_utf8(&r.currency)
+                    .ok()
+                    .and_then(|c| crate::money::Currency::parse(c).ok())?;
+                wanted.contains(&key).then_some((key, currency))
+            })
             .collect())
     }
 
