@@ -41,6 +41,13 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
         self.map.is_empty()
     }
 
+    /// Forgets `key` (a cache entry that is no longer true). Its place in
+    /// the order is kept until it comes up for eviction, so a key removed
+    /// and inserted again may be evicted a little early.
+    pub fn remove(&mut self, key: &K) {
+        self.map.remove(key);
+    }
+
     /// Inserts or replaces; a replaced key keeps its place in the order.
     pub fn insert(&mut self, key: K, value: V) {
         self.insert_if(key, value, |_, _| true);

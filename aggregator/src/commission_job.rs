@@ -346,10 +346,13 @@ impl CommissionJob {
             .load_attributions()
             .await
             .context("reading attributions")?;
-        let events = store
+        let voided = store.load_voided().await.context("reading voided events")?;
+        let mut events = store
             .load_fact_events()
             .await
             .context("reading player events")?;
+        // A voided or corrected event no longer counts (it stays stored).
+        events.retain(|e| !voided.contains(&(e.brand_id, e.event_id.clone())));
         let holds = crate::quarantine::Quarantine::commission_holds(store)
             .await
             .context("reading fraud holds")?;

@@ -233,6 +233,70 @@ impl Conversions {
         }
     }
 
+    /// A void or correction must name an earlier event of the same player
+    /// (a correction: of the same type) that is not a registration or a
+    /// void and was not taken out before. The row to store, if any.
+    async fn check_repair(
+        &self,
+        event: &BrandEvent,
+    ) -> Result<Option<crate::store::voids::VoidRow>, SubmitError> {
+        let Some(original) = event.takes_out() else {
+            return Ok(None);
+        };
+        let (field, kind, reason) = match &event.kind {
+            EventKind::Void { reason, .. } => ("voids_event_id", 1, reason.clone()),
+            _ => ("corrects_event_id", 2, String::new()),
+        };
+        let invalid = |m: String| SubmitError::Invalid(vec![crate::error::Problem::new(field, m)]);
+        let store = &self.lookups.store;
+        let brand = event.brand_id.as_uuid();
+        let meta = store
+            .find_event_meta(brand, original.as_str())
+            .await?
+            .ok_or_else(|| invalid(format!("no event {} of this brand", original.as_str())))?;
+        if meta.brand_player_id != event.brand_player_id.as_str() {
+            return Err(invalid(format!(
+                "event {} belongs to another player",
+                original.as_str()
+            )));
+        }
+        match (meta.event_type.as_str(), &event.kind) {
+            ("registration" | "void", _) => {
+                return Err(invalid(format!(
+                    "a {} cannot be voided or corrected",
+                    meta.event_type
+                )))
+            }
+            (_, EventKind::Void { .. }) => {}
+            (t, k) if t != k.type_name() => {
+                return Err(invalid(format!(
+                    "event {} is a {t}: its correction must be a {t} too",
+                    original.as_str()
+                )))
+            }
+            _ => {}
+        }
+        match store.find_void(brand, original.as_str()).await? {
+            Some(by) if by != event.event_id.as_str() => Err(invalid(format!(
+                "event {} was already taken out by {by}: void or correct {by} instead",
+                original.as_str()
+            ))),
+            _ => {
+                let received_ms = now_ms();
+                Ok(Some(crate::store::voids::VoidRow {
+                    brand_id: brand,
+                    voided_event_id: original.as_str().to_owned(),
+                    by_event_id: event.event_id.as_str().to_owned(),
+                    kind,
+                    brand_player_id: event.brand_player_id.as_str().to_owned(),
+                    voided_at: crate::clock::secs(received_ms),
+                    voided_at_ms: received_ms,
+                    reason,
+                }))
+            }
+        }
+    }
+
     fn shard(&self, brand: BrandId, event_id: &str) -> &Mutex<()> {
         let mut h = DefaultHasher::new();
         (brand, event_id).hash(&mut h);
@@ -303,7 +367,17 @@ impl Conversions {
                 .insert(key, stored.clone());
             return self.replay(&event, stored);
         }
+        let void = self.check_repair(&event).await?;
         self.check_wallet(&event).await?;
+        if let Some(row) = &void {
+            // Durable before the event: a crash in between leaves the
+            // original taken out, and the brand's retry completes the void.
+            self.lookups.store.save_void(row).await?;
+            self.wallets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(event.brand_id, event.brand_player_id.as_str().to_owned()));
+        }
         let received_at = u32::try_from(received_ms / 1000).unwrap_or(u32::MAX);
         let mut batch = WriteBatch::default();
         let mut response = json!({

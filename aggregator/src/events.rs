@@ -31,6 +31,9 @@ pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
 /// Most click ids one registration may report (`click_id` + `click_ids`).
 pub const MAX_CLICK_IDS: usize = 100;
 
+/// Longest `reason` of a void.
+const MAX_REASON: usize = 500;
+
 /// Namespace of global player ids (UUIDv5).
 const PLAYER_NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_5a3b_9d2f_4e07_8a41_c0ff_ee15_7a7e);
 
@@ -230,6 +233,15 @@ pub enum EventKind {
         /// Set (true) or lifted (false).
         active: bool,
     },
+    /// The brand takes back one of its earlier events of the same player
+    /// (sent wrong, or twice under two ids): the original stays stored and
+    /// no longer counts.
+    Void {
+        /// The event voided.
+        original: EventId,
+        /// Why (free text, at most 500 characters).
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -255,6 +267,7 @@ impl EventKind {
             Self::Bonus { .. } => "bonus",
             Self::Chargeback { .. } => "chargeback",
             Self::ResponsibleGaming { .. } => "responsible_gaming",
+            Self::Void { .. } => "void",
         }
     }
 }
@@ -291,6 +304,20 @@ pub struct BrandEvent {
     pub payload: String,
     /// Where the player was (optional; used by fraud scoring).
     pub device: DeviceContext,
+    /// The earlier event of the same player and type this one corrects
+    /// (it no longer counts; this one stands in its place).
+    pub corrects: Option<EventId>,
+}
+
+impl BrandEvent {
+    /// The earlier event this one takes out: the voided one, or the one it
+    /// corrects.
+    pub fn takes_out(&self) -> Option<&EventId> {
+        match &self.kind {
+            EventKind::Void { original, .. } => Some(original),
+            _ => self.corrects.as_ref(),
+        }
+    }
 }
 
 /// The network and device a player event came from, when the brand reports
@@ -389,6 +416,13 @@ pub struct EventRequest {
     pub device_fingerprint: Option<String>,
     /// Autonomous system number of `ip`, if the brand knows it.
     pub asn: Option<u32>,
+    /// `void`: the event id taken back.
+    pub voids_event_id: Option<String>,
+    /// Any event but a registration or a void: the earlier event of the
+    /// same player and type it corrects.
+    pub corrects_event_id: Option<String>,
+    /// `void`: why (free text).
+    pub reason: Option<String>,
 }
 
 /// Parses RFC 3339 (`2026-11-20T10:00:00Z`, `…+01:00`, fractional seconds)
@@ -810,14 +844,71 @@ impl EventRequest {
                 flag.zip(self.active)
                     .map(|(flag, active)| EventKind::ResponsibleGaming { flag, active })
             }
+            Some("void") => {
+                let original = f
+                    .required("voids_event_id", &self.voids_event_id)
+                    .and_then(|s| f.take("voids_event_id", EventId::parse(s)));
+                let reason = match self.reason.as_deref() {
+                    None => Some(String::new()),
+                    Some(r)
+                        if r.chars().count() <= MAX_REASON && !r.chars().any(char::is_control) =>
+                    {
+                        Some(r.to_owned())
+                    }
+                    Some(_) => {
+                        f.0.push(Problem::new(
+                            "reason",
+                            format!("at most {MAX_REASON} characters, no control characters"),
+                        ));
+                        None
+                    }
+                };
+                original
+                    .zip(reason)
+                    .map(|(original, reason)| EventKind::Void { original, reason })
+            }
             Some(other) => {
                 f.0.push(Problem::new(
                     "type",
-                    format!("unknown event type {other:?}; known: registration, kyc, deposit, withdrawal, game_activity, bonus, chargeback, responsible_gaming"),
+                    format!("unknown event type {other:?}; known: registration, kyc, deposit, withdrawal, game_activity, bonus, chargeback, responsible_gaming, void"),
                 ));
                 None
             }
         };
+        let corrects = match (
+            self.corrects_event_id.as_deref(),
+            self.event_type.as_deref(),
+        ) {
+            (None, _) => None,
+            (Some(_), Some("registration" | "void")) => {
+                f.0.push(Problem::new(
+                    "corrects_event_id",
+                    "registrations and voids cannot be corrected this way; void the event instead",
+                ));
+                None
+            }
+            (Some(c), _) => f.take("corrects_event_id", EventId::parse(c)),
+        };
+        if self.event_type.as_deref() != Some("void") {
+            for (field, set) in [
+                ("voids_event_id", self.voids_event_id.is_some()),
+                ("reason", self.reason.is_some()),
+            ] {
+                if set {
+                    f.0.push(Problem::new(field, "only for type void"));
+                }
+            }
+        }
+        let self_reference = [&self.voids_event_id, &self.corrects_event_id]
+            .into_iter()
+            .flatten()
+            .any(|o| Some(o.trim()) == self.event_id.as_deref().map(str::trim));
+        if self_reference {
+            f.0.push(Problem::new(
+                "event_id",
+                "an event cannot void or correct itself",
+            ));
+        }
         match (
             event_id,
             player,
@@ -854,6 +945,7 @@ impl EventRequest {
                         device_fingerprint,
                         asn: self.asn,
                     },
+                    corrects,
                 })
             }
             _ => Err(f.0),

@@ -48,8 +48,8 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        name: "commission_problems",
-        sql: include_str!("../../migrations/0006_commission_problems.sql"),
+        name: "commission_repair",
+        sql: include_str!("../../migrations/0006_commission_repair.sql"),
     },
 ];
 

@@ -17,6 +17,7 @@ pub mod problems;
 pub mod queries;
 pub mod retry;
 pub mod rows;
+pub mod voids;
 pub mod writer;
 
 use std::time::Duration;
@@ -109,6 +110,8 @@ pub struct Lookups {
     pub fingerprints: lookups::Coalescer<queries::FingerprintKey, Vec<rows::ClickSummaryRow>>,
     /// Wallet currencies by `(brand, brand player id)`.
     pub wallets: lookups::Coalescer<(clickstitch_shared::BrandId, String), crate::money::Currency>,
+    /// The store itself, for the rare uncoalesced lookups (event repair).
+    pub store: Store,
 }
 
 impl Lookups {
@@ -134,6 +137,7 @@ impl Lookups {
                 let s = s4.clone();
                 async move { s.find_wallets(&keys).await }
             }),
+            store: store.clone(),
         }
     }
 }

@@ -128,18 +128,16 @@ impl Store {
         };
         let having = match filter.still_failing {
             None => "",
-            Some(true) => "HAVING still_failing = 1",
-            Some(false) => "HAVING still_failing = 0",
+            Some(true) => "HAVING p_still_failing = 1",
+            Some(false) => "HAVING p_still_failing = 0",
         };
         let sql = format!(
-            "SELECT problem_key, any(kind) AS kind, any(held) AS held, \
-             any(player_id) AS player_id, any(brand_id) AS brand_id, \
-             any(affiliate_id) AS affiliate_id, argMax(events, run_at_ms) AS events, \
-             argMax(message, run_at_ms) AS message, min(run_at_ms) AS first_seen_ms, \
-             max(run_at_ms) AS last_seen_ms, \
-             toUInt8(max(toString(run_id) = ?)) AS still_failing \
+            "SELECT problem_key, any(kind), any(held), any(player_id), any(brand_id), \
+             any(affiliate_id), argMax(events, run_at_ms), argMax(message, run_at_ms), \
+             min(run_at_ms) AS p_first_seen, max(run_at_ms) AS p_last_seen, \
+             toUInt8(max(toString(run_id) = ?)) AS p_still_failing \
              FROM commission_problems {where_sql} GROUP BY problem_key {having} \
-             ORDER BY still_failing DESC, last_seen_ms DESC, problem_key LIMIT ?"
+             ORDER BY p_still_failing DESC, p_last_seen DESC, problem_key LIMIT ?"
         );
         let mut q = self.client().query(&sql).bind(latest);
         if let Some(b) = filter.brand {

@@ -288,6 +288,7 @@ impl Store {
             "SELECT brand_id, brand_player_id, currency FROM player_events \
              WHERE brand_id IN ({brands}) AND brand_player_id IN ({players}) \
              AND event_type IN ('deposit', 'withdrawal', 'game_activity', 'bonus', 'chargeback') \
+             AND (brand_id, event_id) NOT IN (SELECT brand_id, voided_event_id FROM event_voids) \
              ORDER BY occurred_at_ms, event_id LIMIT 1 BY brand_id, brand_player_id"
         );
         let rows: Vec<WalletRow> = self.client().query_raw(&sql).fetch_all().await?;

@@ -498,6 +498,7 @@ impl PlayerEventRow {
                 EventKind::Bonus { .. } => 6,
                 EventKind::Chargeback { .. } => 7,
                 EventKind::ResponsibleGaming { .. } => 8,
+                EventKind::Void { .. } => 9,
             },
             occurred_at: ms_to_secs(e.occurred_at_ms),
             occurred_at_ms: e.occurred_at_ms,
@@ -587,6 +588,9 @@ impl PlayerEventRow {
             EventKind::ResponsibleGaming { flag, active } => {
                 row.rg_flag = flag.as_str().to_owned();
                 row.rg_active = u8::from(*active);
+            }
+            EventKind::Void { original, .. } => {
+                row.reference_event_id = original.as_str().to_owned();
             }
         }
         row

@@ -18,24 +18,24 @@ use clickstitch_shared::{ClickIdGenerator, RawClick};
 
 use crate::helpers::{click, spawn_app_configured, store_config, Fixture, TestApp, OPERATOR_TOKEN};
 
-const HOUR_MS: u64 = 3_600_000;
+pub(crate) const HOUR_MS: u64 = 3_600_000;
 
 /// 2026-`month`-`day` 12:00 UTC, Unix ms.
-fn at(month: u8, day: u8) -> u64 {
+pub(crate) fn at(month: u8, day: u8) -> u64 {
     Timestamp::utc(2026, month, day, 12, 0)
         .expect("date")
         .unix_ms()
 }
 
-async fn spawn() -> TestApp {
+pub(crate) async fn spawn() -> TestApp {
     spawn_app_configured(|s| s.ingest.max_click_age_hours = 24 * 365 * 30).await
 }
 
-fn job(app: &TestApp) -> CommissionJob {
+pub(crate) fn job(app: &TestApp) -> CommissionJob {
     CommissionJob::new(Store::new(&store_config(app)))
 }
 
-async fn run(app: &TestApp) -> RunReport {
+pub(crate) async fn run(app: &TestApp) -> RunReport {
     job(app)
         .run_once(crate::helpers::now_ms())
         .await
@@ -44,31 +44,36 @@ async fn run(app: &TestApp) -> RunReport {
 
 /// A seeded brand (parent affiliate, sub-affiliate owning the link), its
 /// API key and an NGR formula without fees.
-struct Brand {
-    f: Fixture,
-    key: String,
+pub(crate) struct Brand {
+    pub(crate) f: Fixture,
+    pub(crate) key: String,
 }
 
 impl Brand {
-    fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.f.brand_id
     }
 
     /// The earning account of the brand's link (its owner).
-    fn sub(&self) -> String {
+    pub(crate) fn sub(&self) -> String {
         self.f.sub_affiliate_id()
     }
 
-    fn parent(&self) -> &str {
+    pub(crate) fn parent(&self) -> &str {
         &self.f.affiliate_id
     }
 }
 
-async fn brand(app: &TestApp) -> Brand {
+pub(crate) async fn brand(app: &TestApp) -> Brand {
     brand_with_fees(app, 0, 0, 0).await
 }
 
-async fn brand_with_fees(app: &TestApp, payment_fee: i64, tax: i64, admin_fee: i64) -> Brand {
+pub(crate) async fn brand_with_fees(
+    app: &TestApp,
+    payment_fee: i64,
+    tax: i64,
+    admin_fee: i64,
+) -> Brand {
     let f = app.seed().await;
     let key = app.issue_key(&format!("brands/{}", f.brand_id)).await;
     let (s, body) = app
@@ -84,22 +89,22 @@ async fn brand_with_fees(app: &TestApp, payment_fee: i64, tax: i64, admin_fee: i
 
 /// The CPA plan of the docs: `amount` for DE, first deposit ≥ 20.00 within
 /// 30 days, deposits ≥ 50.00, wagering ≥ 100.00.
-fn cpa(amount: i64) -> Value {
+pub(crate) fn cpa(amount: i64) -> Value {
     json!({"type": "cpa", "cpa": {"amounts": {"DE": amount}, "min_first_deposit": 2000,
         "first_deposit_within_days": 30, "min_total_deposits": 5000, "min_wagering": 10000}})
 }
 
-fn flat(rate_bps: i64, negative_carryover: bool) -> Value {
+pub(crate) fn flat(rate_bps: i64, negative_carryover: bool) -> Value {
     json!({"type": "revshare", "revshare": {"negative_carryover": negative_carryover,
         "schedule": {"type": "flat", "rate_bps": rate_bps}}})
 }
 
-fn version(plan: Value, hold_days: u32, min_payout: i64) -> Value {
+pub(crate) fn version(plan: Value, hold_days: u32, min_payout: i64) -> Value {
     json!({"version": 1, "effective_from": "2026-01", "hold_days": hold_days,
         "clawback_days": 90, "min_payout": min_payout, "plan": plan})
 }
 
-async fn deal(app: &TestApp, affiliate: &str, version: Value) {
+pub(crate) async fn deal(app: &TestApp, affiliate: &str, version: Value) {
     let (s, body) = app
         .admin_post(
             "deals",
@@ -109,14 +114,14 @@ async fn deal(app: &TestApp, affiliate: &str, version: Value) {
     assert_eq!(s, 201, "{body}");
 }
 
-async fn post(app: &TestApp, b: &Brand, event: Value) {
+pub(crate) async fn post(app: &TestApp, b: &Brand, event: Value) {
     let (s, _, body) = app.post_event(&b.key, event).await;
     assert_eq!(s, 201, "{body}");
 }
 
 /// A human click on the brand's link at `at_ms`, stored through the edge
 /// ingest endpoint (`n` picks the device).
-async fn click_at(app: &TestApp, f: &Fixture, n: u8, at_ms: u64) -> RawClick {
+pub(crate) async fn click_at(app: &TestApp, f: &Fixture, n: u8, at_ms: u64) -> RawClick {
     let mut c = click(f, &mut ClickIdGenerator::new(), n);
     let id = ClickIdGenerator::new().next_id(at_ms, [n; 10]);
     c.click_id = id.to_string();
@@ -126,14 +131,14 @@ async fn click_at(app: &TestApp, f: &Fixture, n: u8, at_ms: u64) -> RawClick {
     c
 }
 
-fn registration(player: &str, click: &RawClick, at_ms: u64) -> Value {
+pub(crate) fn registration(player: &str, click: &RawClick, at_ms: u64) -> Value {
     json!({"event_id": format!("{player}-reg"), "type": "registration", "occurred_at": at_ms,
         "player_id": player, "country": "DE", "click_id": click.click_id})
 }
 
 /// Registers `player` (device `n`) at `at_ms`, an hour after a click on the
 /// brand's link; the attribution waits for KYC.
-async fn register(app: &TestApp, b: &Brand, n: u8, player: &str, at_ms: u64) {
+pub(crate) async fn register(app: &TestApp, b: &Brand, n: u8, player: &str, at_ms: u64) {
     let c = click_at(app, &b.f, n, at_ms - HOUR_MS).await;
     let (s, _, body) = app
         .post_event(&b.key, registration(player, &c, at_ms))
@@ -142,22 +147,22 @@ async fn register(app: &TestApp, b: &Brand, n: u8, player: &str, at_ms: u64) {
     assert_eq!(body["attribution"]["status"], "pending_kyc", "{body}");
 }
 
-fn deposit(id: &str, player: &str, at_ms: u64, amount: &str) -> Value {
+pub(crate) fn deposit(id: &str, player: &str, at_ms: u64, amount: &str) -> Value {
     json!({"event_id": id, "type": "deposit", "occurred_at": at_ms, "player_id": player,
         "amount": amount, "currency": "EUR"})
 }
 
-fn game(id: &str, player: &str, at_ms: u64, stakes: &str, wins: &str) -> Value {
+pub(crate) fn game(id: &str, player: &str, at_ms: u64, stakes: &str, wins: &str) -> Value {
     json!({"event_id": id, "type": "game_activity", "occurred_at": at_ms, "player_id": player,
         "stakes": stakes, "wins": wins, "currency": "EUR", "game": "starburst", "provider": "netent"})
 }
 
-fn kyc(id: &str, player: &str, at_ms: u64, status: &str) -> Value {
+pub(crate) fn kyc(id: &str, player: &str, at_ms: u64, status: &str) -> Value {
     json!({"event_id": id, "type": "kyc", "occurred_at": at_ms, "player_id": player,
         "status": status})
 }
 
-fn self_exclusion(id: &str, player: &str, at_ms: u64) -> Value {
+pub(crate) fn self_exclusion(id: &str, player: &str, at_ms: u64) -> Value {
     json!({"event_id": id, "type": "responsible_gaming", "occurred_at": at_ms,
         "player_id": player, "flag": "self_exclusion", "active": true})
 }
@@ -165,7 +170,7 @@ fn self_exclusion(id: &str, player: &str, at_ms: u64) -> Value {
 /// The qualifying CPA journey of the docs in `month`: registered on the
 /// 5th, deposits 20.00 (6th) and 40.00 (10th), stakes 150.00 (12th), KYC
 /// approved on the 15th.
-async fn qualify(app: &TestApp, b: &Brand, n: u8, player: &str, month: u8) {
+pub(crate) async fn qualify(app: &TestApp, b: &Brand, n: u8, player: &str, month: u8) {
     register(app, b, n, player, at(month, 5)).await;
     pay_in_and_play(app, b, player, month).await;
     post(
@@ -176,7 +181,7 @@ async fn qualify(app: &TestApp, b: &Brand, n: u8, player: &str, month: u8) {
     .await;
 }
 
-async fn pay_in_and_play(app: &TestApp, b: &Brand, player: &str, month: u8) {
+pub(crate) async fn pay_in_and_play(app: &TestApp, b: &Brand, player: &str, month: u8) {
     for event in [
         deposit(&format!("{player}-dep-1"), player, at(month, 6), "20.00"),
         deposit(&format!("{player}-dep-2"), player, at(month, 10), "40.00"),
@@ -192,18 +197,18 @@ async fn pay_in_and_play(app: &TestApp, b: &Brand, player: &str, month: u8) {
     }
 }
 
-async fn commissions(app: &TestApp, token: &str) -> Value {
+pub(crate) async fn commissions(app: &TestApp, token: &str) -> Value {
     commissions_at(app, token, "/api/v1/commissions").await
 }
 
-async fn commissions_at(app: &TestApp, token: &str, path: &str) -> Value {
+pub(crate) async fn commissions_at(app: &TestApp, token: &str, path: &str) -> Value {
     let (s, body) = app.get_json(token, path).await;
     assert_eq!(s, 200, "{body}");
     body
 }
 
 /// The block of `affiliate` in a commissions response.
-fn block<'a>(body: &'a Value, affiliate: &str) -> &'a Value {
+pub(crate) fn block<'a>(body: &'a Value, affiliate: &str) -> &'a Value {
     body["affiliates"]
         .as_array()
         .expect("affiliates")
@@ -212,7 +217,7 @@ fn block<'a>(body: &'a Value, affiliate: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no block for {affiliate} in {body}"))
 }
 
-fn affiliate_ids(body: &Value) -> Vec<String> {
+pub(crate) fn affiliate_ids(body: &Value) -> Vec<String> {
     body["affiliates"]
         .as_array()
         .expect("affiliates")
@@ -222,33 +227,33 @@ fn affiliate_ids(body: &Value) -> Vec<String> {
 }
 
 /// `balances[0].<state>_minor` (every test deal is in EUR).
-fn balance(block: &Value, state: &str) -> i64 {
+pub(crate) fn balance(block: &Value, state: &str) -> i64 {
     assert_eq!(block["balances"][0]["currency"], "EUR", "{block}");
     block["balances"][0][format!("{state}_minor")]
         .as_i64()
         .unwrap_or_else(|| panic!("no {state} in {block}"))
 }
 
-fn lines(block: &Value) -> &Vec<Value> {
+pub(crate) fn lines(block: &Value) -> &Vec<Value> {
     block["lines"].as_array().expect("lines")
 }
 
-async fn close(app: &TestApp, month: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn close(app: &TestApp, month: &str, body: Value) -> (u16, Value) {
     app.admin_post(&format!("periods/{month}/close"), body)
         .await
 }
 
-async fn payouts(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn payouts(app: &TestApp, body: Value) -> Value {
     let (s, report) = app.admin_post("payouts/run", body).await;
     assert_eq!(s, 200, "{report}");
     report
 }
 
-fn of_slot(report: &RunReport, pick: impl Fn(&Slot) -> bool) -> Vec<&LedgerEntry> {
+pub(crate) fn of_slot(report: &RunReport, pick: impl Fn(&Slot) -> bool) -> Vec<&LedgerEntry> {
     report.entries.iter().filter(|e| pick(&e.slot)).collect()
 }
 
-fn event_ids(e: &LedgerEntry) -> Vec<&str> {
+pub(crate) fn event_ids(e: &LedgerEntry) -> Vec<&str> {
     e.events.iter().map(|r| r.event.as_str()).collect()
 }
 
@@ -896,29 +901,24 @@ async fn a_player_in_another_currency_is_converted_with_the_fx_table_of_the_mont
     )
     .await;
 
-    // No table for June: the run fails instead of guessing, and so does a
-    // close (which runs the job first); nothing is stored.
-    let err = job(&app)
-        .run_once(crate::helpers::now_ms())
-        .await
-        .expect_err("no FX table");
-    assert!(
-        format!("{err:#}").contains("no FX table for 2026-06"),
-        "{err:#}"
-    );
-    let (s, body) = close(&app, "2026-06", json!({})).await;
-    assert_eq!(s, 409, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| m.contains("FX")),
-        "{body}"
-    );
+    // No table for June: the run does not guess. The affiliate's RevShare
+    // is held and listed as a problem; nothing is stored for it.
+    let report = run(&app).await;
+    assert!(report.entries.is_empty(), "{:?}", report.entries);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].kind.code(), "no_fx_table");
+    assert_eq!(report.problems[0].held.code(), "affiliate_revshare");
+    assert!(report.problems[0]
+        .message
+        .contains("no FX table for 2026-06"));
     assert_eq!(app.count("commission_ledger"), 0);
-    assert_eq!(app.count("commission_period_closes"), 0);
-    assert_eq!(
-        app.sql("SELECT count() FROM commission_runs WHERE error != ''")
-            .trim(),
-        "2"
-    );
+    let (s, listed) = app
+        .get_json(OPERATOR_TOKEN, "/admin/v1/commissions/problems")
+        .await;
+    assert_eq!(s, 200, "{listed}");
+    assert_eq!(listed["still_failing"], 1, "{listed}");
+    assert_eq!(listed["problems"][0]["kind"], "no_fx_table");
+    assert_eq!(listed["problems"][0]["affiliate_id"], b.sub());
 
     let (s, body) = app
         .admin_post(
@@ -935,6 +935,12 @@ async fn a_player_in_another_currency_is_converted_with_the_fx_table_of_the_mont
     assert_eq!(rs[0].amount.minor(), 23_000);
     assert_eq!(rs[0].amount.currency().as_str(), "EUR");
     assert_eq!(rs[0].fx_versions, vec![7]);
+    assert!(report.problems.is_empty());
+    let (_, listed) = app
+        .get_json(OPERATOR_TOKEN, "/admin/v1/commissions/problems")
+        .await;
+    assert_eq!(listed["still_failing"], 0, "repaired: {listed}");
+    assert_eq!(listed["problems"][0]["still_failing"], false, "{listed}");
 }
 
 #[tokio::test]
@@ -1222,7 +1228,7 @@ async fn bad_configuration_and_closes_are_refused_with_reasons_and_nothing_is_st
     assert_eq!(count("commission_period_closes"), 0);
     assert_eq!(close(&app, "2026-06", json!({})).await.0, 201);
     let (s, body) = close(&app, "2026-08", json!({})).await;
-    assert_eq!(s, 422, "July first: {body}");
+    assert_eq!(s, 409, "July first: {body}");
     assert_eq!(close(&app, "2026-06", json!({})).await.0, 409);
     assert_eq!(count("commission_period_closes"), 1);
     let (s, periods) = app.get_json(OPERATOR_TOKEN, "/admin/v1/periods").await;

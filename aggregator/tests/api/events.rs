@@ -177,14 +177,15 @@ async fn a_late_registration_outside_the_window_is_unattributed() {
     let f = app.seed().await;
     let key = app.brand_key(&f).await;
     let mut ids = ClickIdGenerator::new();
-    let c = click(&f, &mut ids, 1);
+    // DE → EU rules: a 30-day window; the registration comes 31 days after
+    // the click.
+    let mut c = click(&f, &mut ids, 1);
+    let old = ids.next_id(now_ms() - 31 * DAY_MS - 60_000, [1; 10]);
+    c.click_id = old.to_string();
+    c.clicked_at_ms = old.timestamp_ms();
     store_clicks(&app, std::slice::from_ref(&c)).await;
-    // DE → EU rules: a 30-day window; the registration comes 31 days later.
     let (s, _, body) = app
-        .post_event(
-            &key,
-            registration("reg-late", "p-late", &[&c], c.clicked_at_ms + 31 * DAY_MS),
-        )
+        .post_event(&key, registration("reg-late", "p-late", &[&c], now_ms()))
         .await;
     assert_eq!(s, 201, "{body}");
     assert_eq!(body["attribution"]["status"], "unattributed");
@@ -353,7 +354,8 @@ async fn a_revoked_key_stops_working() {
         .await;
     assert_eq!(s, 201);
     let token = issued["token"].as_str().expect("token").to_owned();
-    let event = json!({"event_id": "rg-1", "type": "responsible_gaming", "occurred_at": 1, "player_id": "p", "flag": "self_exclusion"});
+    let event = json!({"event_id": "rg-1", "type": "responsible_gaming", "occurred_at": now_ms(),
+        "player_id": "p", "flag": "self_exclusion", "active": true});
     assert_eq!(app.post_event(&token, event.clone()).await.0, 201);
     let r = app
         .http

@@ -110,6 +110,8 @@ async fn start(ch: Ch, database: String, tweak: impl FnOnce(&mut Settings)) -> T
     settings.clickhouse.timeout_ms = 5_000;
     settings.clickhouse.startup_wait_secs = 5;
     settings.ingest.max_batch_delay_ms = 20;
+    // Tests store clicks up to 90 days old (late-registration scenarios).
+    settings.ingest.max_click_age_hours = 24 * 90;
     settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
     settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
     settings.attribution.rules_dir = rules_dir();

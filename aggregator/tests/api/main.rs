@@ -4,6 +4,7 @@
 
 mod admin;
 mod clicks;
+mod commission_problems;
 mod commissions;
 mod events;
 mod fraud;
