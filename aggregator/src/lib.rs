@@ -16,6 +16,7 @@ pub mod commission;
 pub mod commission_job;
 pub mod config;
 pub mod conversions;
+pub mod cpa_status;
 pub mod error;
 pub mod events;
 pub mod fraud;

@@ -162,7 +162,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/api-keys/{key_id}",
             axum::routing::delete(admin::revoke_key),
         );
-    let admin = admin.merge(crate::routes::commissions::admin_routes());
+    let admin = admin
+        .merge(crate::routes::commissions::admin_routes())
+        .merge(crate::routes::cpa_status::admin_routes());
     let edge = Router::new()
         .route("/clicks", post(clicks::ingest_clicks))
         .route("/links/{code}", get(edge_links::link_definition));

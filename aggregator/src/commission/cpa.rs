@@ -329,6 +329,178 @@ pub fn evaluate(
     }))
 }
 
+/// One CPA rule as it stands for a player: whether it is met, what it
+/// requires and what was seen (amounts in the deal currency).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleCheck {
+    /// The rule (`country`, `first_deposit_within_days`,
+    /// `min_first_deposit`, `min_total_deposits`, `min_wagering`, `kyc`,
+    /// `no_blocking_flag`).
+    pub rule: &'static str,
+    /// Whether it holds at the end of the player's history.
+    pub met: bool,
+    /// What the deal requires.
+    pub required: String,
+    /// What the player's events show.
+    pub seen: String,
+    /// The events behind `seen`.
+    pub events: Vec<BrandEventId>,
+}
+
+/// Every CPA rule of `terms` checked against the whole of `facts`, for the
+/// operator who asks why a CPA has not qualified (yet): unlike
+/// [`evaluate`], nothing stops at the first unmet rule. Amounts converted
+/// event by event with the FX table of the event's month; an amount that
+/// cannot be converted is reported in `seen`.
+pub fn explain(
+    facts: &PlayerFacts,
+    terms: &CpaTerms,
+    currency: Currency,
+    fx: &FxBook,
+) -> Vec<RuleCheck> {
+    let reg = facts.registration();
+    let convert = |amount: Money, at: Timestamp| {
+        fx.convert(amount, currency, at.month())
+            .map(|c| c.amount)
+            .map_err(|e| e.to_string())
+    };
+    let mut out = Vec::new();
+    let amount = terms.amount_for(reg.country);
+    out.push(RuleCheck {
+        rule: "country",
+        met: amount.is_some(),
+        required: "a CPA amount for the registration country".into(),
+        seen: match amount {
+            Some(a) => format!("{} pays {a}", reg.country.as_str()),
+            None => format!("{} has no CPA amount", reg.country.as_str()),
+        },
+        events: vec![reg.event.clone()],
+    });
+    let first = facts.first_deposit();
+    let within = terms.first_deposit_within_days();
+    out.push(RuleCheck {
+        rule: "first_deposit_within_days",
+        met: first.is_some_and(|(e, _)| e.at <= reg.at.plus_days(within)),
+        required: format!("first deposit within {within} days of registration"),
+        seen: match first {
+            Some((e, _)) => format!(
+                "first deposit {} days after registration",
+                (e.at.unix_ms().saturating_sub(reg.at.unix_ms())) / 86_400_000
+            ),
+            None => "no deposit".into(),
+        },
+        events: first.iter().map(|(e, _)| e.id.clone()).collect(),
+    });
+    let min_first = terms.min_first_deposit();
+    let first_converted = first.map(|(e, a)| convert(a, e.at));
+    out.push(RuleCheck {
+        rule: "min_first_deposit",
+        met: matches!(&first_converted, Some(Ok(a)) if a.minor() >= min_first.minor()),
+        required: format!("first deposit at least {min_first}"),
+        seen: match &first_converted {
+            Some(Ok(a)) => format!("first deposit {a}"),
+            Some(Err(e)) => format!("first deposit not convertible: {e}"),
+            None => "no deposit".into(),
+        },
+        events: first.iter().map(|(e, _)| e.id.clone()).collect(),
+    });
+    let sum = |pick: &dyn Fn(&super::facts::PlayerEvent) -> Option<Money>| {
+        let mut total = Money::zero(currency);
+        let mut ids = Vec::new();
+        for e in facts.events() {
+            if let Some(m) = pick(e) {
+                let c = convert(m, e.at)?;
+                total = total.checked_add(&c).map_err(|e| e.to_string())?;
+                ids.push(e.id.clone());
+            }
+        }
+        Ok::<_, String>((total, ids))
+    };
+    for (rule, min, what, pick) in [
+        (
+            "min_total_deposits",
+            terms.min_total_deposits(),
+            "deposits",
+            &(|e: &super::facts::PlayerEvent| match &e.kind {
+                EventKind::Deposit { amount } => Some(*amount),
+                _ => None,
+            }) as &dyn Fn(&super::facts::PlayerEvent) -> Option<Money>,
+        ),
+        (
+            "min_wagering",
+            terms.min_wagering(),
+            "stakes",
+            &|e: &super::facts::PlayerEvent| match &e.kind {
+                EventKind::Game { stakes, .. } => Some(*stakes),
+                _ => None,
+            },
+        ),
+    ] {
+        let seen = sum(pick);
+        out.push(RuleCheck {
+            rule,
+            met: matches!(&seen, Ok((t, _)) if t.minor() >= min.minor()),
+            required: format!("{what} at least {min}"),
+            seen: match &seen {
+                Ok((t, _)) => format!("{what} {t}"),
+                Err(e) => format!("{what} not computable: {e}"),
+            },
+            events: seen.map(|(_, ids)| ids).unwrap_or_default(),
+        });
+    }
+    let kyc = facts.kyc();
+    let (met, seen, events) = match &kyc {
+        super::facts::Kyc::Approved { event, .. } => {
+            (true, "approved".to_owned(), vec![event.clone()])
+        }
+        super::facts::Kyc::Pending => (
+            false,
+            "not decided yet (the CPA waits as awaiting KYC)".to_owned(),
+            vec![],
+        ),
+        super::facts::Kyc::Rejected { event, .. } => {
+            (false, "rejected".to_owned(), vec![event.clone()])
+        }
+        super::facts::Kyc::Revoked { event, .. } => {
+            (false, "revoked".to_owned(), vec![event.clone()])
+        }
+    };
+    out.push(RuleCheck {
+        rule: "kyc",
+        met,
+        required: "KYC approved".into(),
+        seen,
+        events,
+    });
+    let mut gates = Gates::default();
+    for e in facts.events() {
+        gates.apply(e);
+    }
+    let blocked = gates.blocked();
+    out.push(RuleCheck {
+        rule: "no_blocking_flag",
+        met: blocked.is_none(),
+        required: "no self-exclusion, block, duplicate account, chargeback or confirmed fraud"
+            .into(),
+        seen: match &blocked {
+            None => "none".into(),
+            Some(Unmet::Flagged { flag, .. }) => format!("{flag:?} in force"),
+            Some(Unmet::Chargeback { .. }) => "a chargeback".into(),
+            Some(Unmet::Fraud { .. }) => "fraud confirmed".into(),
+            Some(other) => format!("{other:?}"),
+        },
+        events: match blocked {
+            Some(
+                Unmet::Flagged { event, .. } | Unmet::Chargeback { event } | Unmet::Fraud { event },
+            ) => {
+                vec![event]
+            }
+            _ => Vec::new(),
+        },
+    });
+    out
+}
+
 /// The clawback trigger of a final CPA qualified at `q.at`, if any.
 pub fn clawback(facts: &PlayerFacts, q: &Qualification, clawback_days: u32) -> Option<Clawback> {
     let t = q.at;

@@ -66,16 +66,17 @@ use super::cpa::{self, CpaOutcome, Unmet};
 use super::facts::{check_unique, Credit, FactsError, Kyc, PlayerFacts, PlayerId};
 use super::fx::{FxBook, FxError};
 use super::ledger::{
-    reconcile, CpaDetail, Desired, Detail, DifferenceDetail, FormulaRef, Gate, LedgerEntry,
-    LedgerError, OverrideDetail, PlayerNote, PriorLedger, Reason, Slot,
+    reconcile, CpaDetail, Desired, Detail, DifferenceDetail, Gate, LedgerEntry, LedgerError,
+    OverrideDetail, PriorLedger, Reason, Slot,
 };
 use super::overrides::{override_amount, AffiliateTree};
 use super::period::PeriodCalendar;
 use super::plan::{Deal, DealBook, DealVersion};
 use super::problem::{Classify, Held, RunProblem};
 use super::revenue::{statements, FormulaBook, NgrStatement, RevenueError};
-use super::revshare::{compute, MonthCommission, MonthNgr, RevShareError};
+use super::revshare::{compute, MonthCommission, RevShareError};
 use super::time::Month;
+use super::worlds::{contributions, Contribution, Membership, World, Worlds};
 
 /// Why a run failed (nothing is appended then).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +112,9 @@ pub struct EngineOutput {
     /// What could not be computed and what it held back (sorted; includes
     /// the `excluded` players passed in).
     pub problems: Vec<RunProblem>,
+    /// The RevShare contributions of the players passed in, sorted: keep
+    /// them for incremental runs ([`Engine::run_scoped`]).
+    pub contributions: Vec<Contribution>,
 }
 
 /// The slots a run must leave as they are (see the module docs).
@@ -186,117 +190,6 @@ struct CpaEval<'a> {
     outcome: CpaOutcome,
 }
 
-/// The three RevShare worlds of one affiliate.
-#[derive(Default)]
-struct Worlds {
-    final_: BTreeMap<Month, MonthNgr>,
-    net: BTreeMap<Month, MonthNgr>,
-    provisional: BTreeMap<Month, MonthNgr>,
-    /// Provenance per month and world.
-    provenance: BTreeMap<(Month, World), Provenance>,
-    voided: BTreeMap<Month, Vec<PlayerNote>>,
-    pending: BTreeMap<Month, Vec<PlayerNote>>,
-}
-
-/// Which RevShare worlds one player belongs to (see the module docs).
-struct Membership {
-    in_final: bool,
-    in_net: bool,
-    awaiting: bool,
-    voided: Option<Reason>,
-}
-
-impl Worlds {
-    /// Adds one player's credited NGR (every statement the affiliate's deal
-    /// has RevShare for) to the worlds the player belongs to.
-    fn add_player(
-        &mut self,
-        deal: &Deal,
-        f: &PlayerFacts,
-        credit: &Credit,
-        sts: &[NgrStatement],
-        m: &Membership,
-    ) -> Result<(), EngineError> {
-        let Some(att) = f.attribution() else {
-            return Ok(());
-        };
-        let ftd_month = f.first_deposit().map(|(e, _)| e.at.month());
-        for st in sts {
-            let Some(version) = deal.version_at(st.month) else {
-                continue;
-            };
-            if version.plan().revshare().is_none() || !version.covers(f.brand()) {
-                continue;
-            }
-            let credited = st.ngr.apply(credit.share)?;
-            let is_ftd = ftd_month == Some(st.month);
-            let membership = [
-                (World::Final, m.in_final),
-                (World::Net, m.in_net),
-                (World::Provisional, m.in_net || m.awaiting),
-            ];
-            for (world, member) in membership {
-                let map = match world {
-                    World::Final => &mut self.final_,
-                    World::Net => &mut self.net,
-                    World::Provisional => &mut self.provisional,
-                };
-                let input = map.entry(st.month).or_default();
-                if !member {
-                    continue;
-                }
-                input.add(f.brand(), credited)?;
-                if is_ftd {
-                    input.add_ftd(credit.share);
-                }
-                let p = self.provenance.entry((st.month, world)).or_default();
-                p.statements.insert(st.id);
-                p.rules.insert(att.rules_version.clone());
-                p.formulas.insert(FormulaRef {
-                    brand: f.brand(),
-                    version: st.formula_version,
-                });
-            }
-            let note = |reason: Reason| PlayerNote {
-                player: f.player(),
-                brand: f.brand(),
-                reason,
-            };
-            if let (true, Some(r)) = (m.in_final, &m.voided) {
-                self.voided
-                    .entry(st.month)
-                    .or_default()
-                    .push(note(r.clone()));
-            }
-            if m.awaiting {
-                self.pending
-                    .entry(st.month)
-                    .or_default()
-                    .push(note(Reason::RevShareAwaitingKyc));
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Default, Clone)]
-struct Provenance {
-    statements: BTreeSet<Uuid>,
-    rules: BTreeSet<String>,
-    formulas: BTreeSet<FormulaRef>,
-}
-
-/// Which players a RevShare computation counts (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum World {
-    /// KYC approved, including players voided later.
-    Final,
-    /// Final minus voided players.
-    Net,
-    /// Net plus players awaiting KYC.
-    Provisional,
-}
-
 impl Engine<'_> {
     /// Runs the engine over all `players` (every (player, brand) at most
     /// once) against the complete existing ledger `prior`.
@@ -321,6 +214,28 @@ impl Engine<'_> {
         &self,
         players: &[PlayerFacts],
         excluded: &[RunProblem],
+        prior: &[LedgerEntry],
+    ) -> Result<EngineOutput, EngineError> {
+        self.run_scoped(players, excluded, &[], prior)
+    }
+
+    /// An incremental run: [`Self::run_with`] over the players whose facts
+    /// changed (`players`, `excluded`), with the kept RevShare
+    /// contributions of everyone else credited to the same affiliates
+    /// (`others`, from earlier outputs' [`EngineOutput::contributions`]),
+    /// against the prior entries of exactly the slots in scope: those
+    /// players' CPA slots, those affiliates' RevShare slots, and the
+    /// overrides on either. A slot of `prior` is taken to what this run
+    /// computes (zero if nothing), so the caller must pass a scope that is
+    /// closed: every player of a CPA slot in `players`/`excluded`, every
+    /// affiliate credited by `players` among the affiliates whose
+    /// contributions `others` carries in full. Then the entries equal those
+    /// of a full run.
+    pub fn run_scoped(
+        &self,
+        players: &[PlayerFacts],
+        excluded: &[RunProblem],
+        others: &[Contribution],
         prior: &[LedgerEntry],
     ) -> Result<EngineOutput, EngineError> {
         check_unique(players)?;
@@ -376,9 +291,9 @@ impl Engine<'_> {
 
         let mut desired = DesiredMap::new();
         self.cpa(players, &mut desired, &mut holds, &mut problems);
+        let contributions = self.contributions(players, &all_statements, &mut problems);
         self.revshare(
-            players,
-            &all_statements,
+            contributions.iter().chain(others),
             &mut desired,
             &mut holds,
             &mut problems,
@@ -451,10 +366,21 @@ impl Engine<'_> {
         statements.sort_by_key(|s| s.id);
         problems.sort();
         problems.dedup();
+        let mut contributions = contributions;
+        contributions.sort_by(|a, b| {
+            (a.affiliate, a.player, a.brand, a.month, a.statement).cmp(&(
+                b.affiliate,
+                b.player,
+                b.brand,
+                b.month,
+                b.statement,
+            ))
+        });
         Ok(EngineOutput {
             entries,
             statements,
             problems,
+            contributions,
         })
     }
 
@@ -655,20 +581,21 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// RevShare slots of every affiliate; an affiliate whose RevShare cannot
-    /// be computed is held (with a problem) and the others go on.
-    fn revshare(
+    /// The RevShare contributions of every player with statements; a
+    /// player whose contributions cannot be computed (an overflow) adds
+    /// nothing, with a problem.
+    fn contributions(
         &self,
         players: &[PlayerFacts],
         all_statements: &BTreeMap<(PlayerId, BrandId), Vec<NgrStatement>>,
-        desired: &mut DesiredMap,
-        holds: &mut Holds,
         problems: &mut Vec<RunProblem>,
-    ) {
-        let mut worlds: BTreeMap<AffiliateId, Worlds> = BTreeMap::new();
-        let mut failed: BTreeMap<AffiliateId, EngineError> = BTreeMap::new();
+    ) -> Vec<Contribution> {
+        let mut out = Vec::new();
         for f in players {
             let Some(att) = f.attribution() else { continue };
+            let Some(sts) = all_statements.get(&(f.player(), f.brand())) else {
+                continue;
+            };
             let kyc = f.kyc();
             let fraud = f.fraud();
             let in_final = matches!(kyc, Kyc::Approved { .. } | Kyc::Revoked { .. });
@@ -681,29 +608,48 @@ impl Engine<'_> {
                 }),
                 _ => None,
             };
-            let membership = Membership {
+            let m = Membership {
                 in_final,
                 in_net: in_final && voided.is_none(),
                 awaiting: matches!(kyc, Kyc::Pending) && fraud.is_none(),
                 voided,
             };
-            if !membership.in_final && !membership.awaiting {
+            if !m.in_final && !m.awaiting {
                 continue;
             }
-            let Some(sts) = all_statements.get(&(f.player(), f.brand())) else {
+            let mut mine = Vec::new();
+            let result = att.credits().iter().try_for_each(|credit| {
+                if let Some(deal) = self.deals.get(credit.affiliate) {
+                    mine.extend(contributions(deal, f, credit, sts, &m)?);
+                }
+                Ok::<(), EngineError>(())
+            });
+            match result {
+                Ok(()) => out.extend(mine),
+                Err(e) => problems.push(player_problem(f, Held::RevShareContribution, &e)),
+            }
+        }
+        out
+    }
+
+    /// RevShare slots of every affiliate with contributions; an affiliate
+    /// whose RevShare cannot be computed is held (with a problem) and the
+    /// others go on.
+    fn revshare<'c>(
+        &self,
+        contributions: impl IntoIterator<Item = &'c Contribution>,
+        desired: &mut DesiredMap,
+        holds: &mut Holds,
+        problems: &mut Vec<RunProblem>,
+    ) {
+        let mut worlds: BTreeMap<AffiliateId, Worlds> = BTreeMap::new();
+        let mut failed: BTreeMap<AffiliateId, EngineError> = BTreeMap::new();
+        for c in contributions {
+            if failed.contains_key(&c.affiliate) {
                 continue;
-            };
-            for credit in att.credits() {
-                let Some(deal) = self.deals.get(credit.affiliate) else {
-                    continue;
-                };
-                if failed.contains_key(&credit.affiliate) {
-                    continue;
-                }
-                let w = worlds.entry(credit.affiliate).or_default();
-                if let Err(e) = w.add_player(deal, f, credit, sts, &membership) {
-                    failed.insert(credit.affiliate, e);
-                }
+            }
+            if let Err(e) = worlds.entry(c.affiliate).or_default().add(c) {
+                failed.insert(c.affiliate, e);
             }
         }
         for (affiliate, w) in worlds {

@@ -25,7 +25,9 @@
 //! | [`period`] | period closes, booking, payouts with min payout rollover |
 //! | [`balances`](mod@balances) | pending / approved / payable / paid from the ledger |
 //! | [`problem`] | what a run could not compute and what it held back |
+//! | [`worlds`] | RevShare inputs: per-player contributions, per-affiliate worlds |
 //! | [`engine`] | the composition |
+//! | [`incremental`] | what incremental runs keep between runs, and their scope |
 //!
 //! # How a run works
 //!
@@ -42,6 +44,7 @@ pub mod cpa;
 pub mod engine;
 pub mod facts;
 pub mod fx;
+pub mod incremental;
 pub mod ledger;
 pub mod overrides;
 pub mod period;
@@ -50,6 +53,7 @@ pub mod problem;
 pub mod revenue;
 pub mod revshare;
 pub mod time;
+pub mod worlds;
 
 #[cfg(test)]
 mod scenarios;
@@ -68,3 +72,4 @@ pub use plan::{Deal, DealBook};
 pub use problem::{Held, ProblemKind, RunProblem};
 pub use revenue::{FormulaBook, NgrFormula, NgrStatement};
 pub use time::{Month, Timestamp};
+pub use worlds::Contribution;

@@ -59,6 +59,39 @@ pub fn admin_routes() -> Router<AppState> {
             "/commissions/problems",
             get(crate::routes::commission_problems::list_problems),
         )
+        .route("/deals", get(crate::routes::commission_config::list_deals))
+        .route(
+            "/deals/{affiliate_id}",
+            get(crate::routes::commission_config::get_deal),
+        )
+        .route(
+            "/ngr-formulas",
+            get(crate::routes::commission_config::list_ngr_formulas),
+        )
+        .route(
+            "/ngr-formulas/{brand_id}",
+            get(crate::routes::commission_config::get_ngr_formula),
+        )
+        .route(
+            "/fx-tables",
+            get(crate::routes::commission_config::list_fx_tables),
+        )
+        .route(
+            "/commissions/runs",
+            get(crate::routes::commission_config::list_runs),
+        )
+        .route(
+            "/commissions/runs/{run_id}",
+            get(crate::routes::commission_config::get_run),
+        )
+        .route(
+            "/payouts",
+            get(crate::routes::commission_config::list_payouts),
+        )
+        .route(
+            "/payouts/{run_id}",
+            get(crate::routes::commission_config::get_payout),
+        )
 }
 
 /// The commission routes under `/api/v1` (operator, brand or affiliate).

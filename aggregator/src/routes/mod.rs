@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod clicks;
+pub mod commission_config;
 pub mod commission_problems;
 pub mod commissions;
+pub mod cpa_status;
 pub mod edge_links;
 pub mod events;
 pub mod fraud;

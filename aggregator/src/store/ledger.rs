@@ -476,6 +476,8 @@ pub enum LedgerScope {
     /// Every row of the slots that have a row naming the brand, plus every
     /// payout (the caller filters).
     Brand(BrandId),
+    /// The rows about one player (CPA, clawbacks and overrides on them).
+    Player(Uuid),
 }
 
 impl Store {
@@ -518,6 +520,10 @@ impl Store {
                      WHERE has(brand_ids, toUUID(?))) OR kind = 'payout'"
                 ))
                 .bind(b.to_string()),
+            LedgerScope::Player(p) => self
+                .client()
+                .query(&format!("{COLUMNS} WHERE player_id = toUUID(?)"))
+                .bind(p.to_string()),
         };
         let rows: Vec<StoredEntryRow> = query.fetch_all().await?;
         let mut seen: BTreeMap<Uuid, String> = BTreeMap::new();
@@ -870,6 +876,43 @@ impl Store {
         Ok(self
             .client()
             .query("SELECT ?fields FROM attributions FINAL")
+            .fetch_all()
+            .await?)
+    }
+
+    /// The attribution rows of one brand player (latest version).
+    pub async fn load_player_attributions(
+        &self,
+        brand: BrandId,
+        brand_player_id: &str,
+    ) -> Result<Vec<AttributionRow>, StoreError> {
+        Ok(self
+            .client()
+            .query(
+                "SELECT ?fields FROM attributions FINAL \
+                 WHERE brand_id = toUUID(?) AND brand_player_id = ?",
+            )
+            .bind(brand.to_string())
+            .bind(brand_player_id)
+            .fetch_all()
+            .await?)
+    }
+
+    /// The stored events of one brand player that the commission facts
+    /// need.
+    pub async fn load_player_fact_events(
+        &self,
+        brand: BrandId,
+        brand_player_id: &str,
+    ) -> Result<Vec<FactEventRow>, StoreError> {
+        Ok(self
+            .client()
+            .query(
+                "SELECT ?fields FROM player_events FINAL WHERE brand_id = toUUID(?) \
+                 AND brand_player_id = ? AND event_type != 'withdrawal'",
+            )
+            .bind(brand.to_string())
+            .bind(brand_player_id)
             .fetch_all()
             .await?)
     }

@@ -469,3 +469,71 @@ async fn months_close_in_order_and_nothing_is_stranded_in_pending() {
     let paid = payouts(&app, json!({})).await;
     assert_eq!(paid["paid"][0]["amount_minor"], 20_000, "{paid}");
 }
+
+#[tokio::test]
+async fn a_player_who_never_qualifies_is_explained_rule_by_rule() {
+    let app = spawn().await;
+    let b = brand(&app).await;
+    deal(&app, &b.sub(), version(cpa(10_000), 0, 0)).await;
+    register(&app, &b, 1, "p-1", at(6, 5)).await;
+    post(
+        &app,
+        &b,
+        crate::commissions::deposit("p-1-dep", "p-1", at(6, 6), "10.00"),
+    )
+    .await;
+    post(
+        &app,
+        &b,
+        game("p-1-game", "p-1", at(6, 7), "150.00", "100.00"),
+    )
+    .await;
+    run(&app).await;
+
+    let path = format!("/admin/v1/commissions/players/{}/p-1", b.id());
+    let (s, body) = app.get_json(OPERATOR_TOKEN, &path).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["attributed"], true, "{body}");
+    let check = &body["cpa"][0];
+    assert_eq!(check["affiliate_id"], b.sub(), "{body}");
+    assert_eq!(check["outcome"], "not_qualified", "{body}");
+    let met = |rule: &str| {
+        let r = check["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .find(|r| r["rule"] == rule)
+            .unwrap_or_else(|| panic!("no rule {rule} in {check}"));
+        (
+            r["met"].as_bool().expect("met"),
+            r["seen"].as_str().expect("seen").to_owned(),
+        )
+    };
+    assert!(met("country").0);
+    assert!(met("first_deposit_within_days").0);
+    let (ok, seen) = met("min_first_deposit");
+    assert!(!ok && seen.contains("10.00"), "{seen}");
+    let (ok, seen) = met("min_total_deposits");
+    assert!(!ok && seen.contains("10.00"), "{seen}");
+    assert!(met("min_wagering").0);
+    assert!(!met("kyc").0);
+    assert!(met("no_blocking_flag").0);
+    assert_eq!(body["lines"], json!([]), "no line: nothing accrued");
+
+    let (s, _) = app
+        .get_json(
+            OPERATOR_TOKEN,
+            &format!("/admin/v1/commissions/players/{}/nobody", b.id()),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, body) = app
+        .get_json(
+            OPERATOR_TOKEN,
+            "/admin/v1/commissions/players/not-a-uuid/p-1",
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let (s, _) = app.get_json(&b.key, &path).await;
+    assert!(s == 401 || s == 403, "a brand key is not the operator: {s}");
+}

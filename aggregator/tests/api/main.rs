@@ -5,6 +5,7 @@
 mod admin;
 mod clicks;
 mod commission_problems;
+mod commission_reads;
 mod commissions;
 mod events;
 mod fraud;
