@@ -35,7 +35,7 @@ impl TimePolicy {
             ))
         } else if at_ms.saturating_add(self.max_age_ms) < self.now_ms {
             let hours = self.max_age_ms / 3_600_000;
-            Some(if hours % 24 == 0 && hours >= 48 {
+            Some(if hours.is_multiple_of(24) && hours >= 48 {
                 format!("is older than {} days", hours / 24)
             } else {
                 format!("is older than {hours} hours")

@@ -435,7 +435,7 @@ async fn stakes_that_overflow_the_arithmetic_hold_only_their_player() {
     let june: i64 = rs.iter().map(|e| e.amount.minor()).sum();
     assert_eq!(june, 1_250, "p-good's NGR only: {rs:?}");
     let listed = problems(&app, "?kind=amount_overflow").await;
-    assert_eq!(listed["problems"][0]["player_id"].is_string(), true);
+    assert!(listed["problems"][0]["player_id"].is_string(), "{listed}");
     let (s, body) = app
         .get_json(
             OPERATOR_TOKEN,
