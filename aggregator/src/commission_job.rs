@@ -50,16 +50,41 @@ use crate::clock::now_ms;
 use crate::commission::facts::FactsError;
 use crate::commission::problem::Classify;
 use crate::commission::{
-    payout, AffiliateTree, Attribution, AttributionStatus, BrandEventId, Credit, Deal, DealBook,
-    Engine, EventKind, Flag, FormulaBook, Held, KycStatus, LedgerEntry, Link, Month, NgrFormula,
-    PayoutDecision, PayoutRun, PlayerEvent, PlayerFacts, PlayerId, ProblemKind, Registration,
-    RunProblem, Slot, Timestamp,
+    payout, Attribution, AttributionStatus, BrandEventId, Credit, Deal, EventKind, Flag, Held,
+    KycStatus, LedgerEntry, Month, NgrFormula, PayoutDecision, PayoutRun, PlayerEvent, PlayerFacts,
+    PlayerId, ProblemKind, Registration, RunProblem, Slot, Timestamp,
 };
 use crate::error::Problem;
 use crate::money::{Bps, Currency, Money};
 use crate::store::ledger::{FactEventRow, LedgerScope, LedgerStoreError, RunRow, StoredFxTable};
 use crate::store::rows::AttributionRow;
 use crate::store::{Store, StoreError};
+
+/// Appends a run's output: statements first (an entry is never visible
+/// before the statements it names; a failure in between leaves statements
+/// that the next run finds stored), then entries, then the problems.
+pub(crate) async fn append(
+    store: &Store,
+    run_id: Uuid,
+    now_ms: u64,
+    statements: &[crate::commission::NgrStatement],
+    entries: &[LedgerEntry],
+    problems: &[RunProblem],
+) -> anyhow::Result<()> {
+    store
+        .append_statements(statements, now_ms)
+        .await
+        .context("appending NGR statements")?;
+    store
+        .append_ledger(entries)
+        .await
+        .context("appending ledger entries")?;
+    store
+        .append_problems(run_id, now_ms, problems)
+        .await
+        .context("recording the run's problems")?;
+    Ok(())
+}
 
 /// The process-wide ledger-writer lock (see the module docs).
 static WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -124,6 +149,9 @@ pub struct RunReport {
     pub run_id: Uuid,
     /// The `now` the run was given (Unix ms).
     pub now_ms: u64,
+    /// `full`, `reconcile` (the periodic full run after incremental ones)
+    /// or `incremental`.
+    pub mode: &'static str,
     /// (player, brand) fact sets passed to the engine.
     pub players: usize,
     /// Players left out of this run, with the reason (e.g. a registration
@@ -201,6 +229,8 @@ pub enum Saved {
 pub struct CommissionJob {
     store: Store,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    memory: Option<std::sync::Arc<crate::commission_incremental::JobMemory>>,
+    run_settings: crate::commission_incremental::RunSettings,
 }
 
 /// Keys of the problems of the previous run in this process: a problem is
@@ -213,7 +243,23 @@ impl CommissionJob {
         Self {
             store,
             metrics: None,
+            memory: None,
+            run_settings: crate::commission_incremental::RunSettings::default(),
         }
+    }
+
+    /// Keeps what runs computed in `memory` (shared by every job of this
+    /// process on one store), so that later runs recompute only the players
+    /// whose facts changed, with a full reconcile at least every
+    /// `settings.full_reconcile_ms`. Without it every run is a full run.
+    pub fn with_memory(
+        mut self,
+        memory: std::sync::Arc<crate::commission_incremental::JobMemory>,
+        settings: crate::commission_incremental::RunSettings,
+    ) -> Self {
+        self.memory = Some(memory);
+        self.run_settings = settings;
+        self
     }
 
     /// Records runs and their problems into `metrics`.
@@ -341,6 +387,50 @@ impl CommissionJob {
     }
 
     async fn compute_and_append(&self, run_id: Uuid, now_ms: u64) -> anyhow::Result<RunReport> {
+        let started = crate::clock::now_ms();
+        let config = crate::commission_incremental::Config::load(&self.store).await?;
+        let plan = match self.memory.as_ref().and_then(|m| m.take()) {
+            Some(m) => {
+                m.plan(&config, started, &self.store, &self.run_settings)
+                    .await?
+            }
+            None => crate::commission_incremental::Plan::Full {
+                reconcile: false,
+                why: "nothing kept from an earlier run in this process",
+            },
+        };
+        let run = match plan {
+            crate::commission_incremental::Plan::Incremental { memory, changed } => {
+                crate::commission_incremental::incremental(
+                    &self.store,
+                    &config,
+                    memory,
+                    changed,
+                    run_id,
+                    now_ms,
+                )
+                .await?
+            }
+            crate::commission_incremental::Plan::Full { reconcile, why } => {
+                tracing::debug!(why, "full commission run");
+                self.full(&config, run_id, now_ms, reconcile).await?
+            }
+        };
+        let (report, kept) = run;
+        if let Some(m) = &self.memory {
+            m.put(kept.into_memory(&config, started));
+        }
+        Ok(report)
+    }
+
+    /// A full run: every attribution, event and ledger entry.
+    async fn full(
+        &self,
+        config: &crate::commission_incremental::Config,
+        run_id: Uuid,
+        now_ms: u64,
+        reconcile: bool,
+    ) -> anyhow::Result<(RunReport, crate::commission_incremental::AfterRun)> {
         let store = &self.store;
         let attributions = store
             .load_attributions()
@@ -357,40 +447,12 @@ impl CommissionJob {
             .await
             .context("reading fraud holds")?;
         let facts = player_facts(&attributions, &events, &holds);
-        let deals =
-            DealBook::new(store.load_deals().await.context("reading deals")?).context("deals")?;
-        let formulas = FormulaBook::new(
-            store
-                .load_formulas()
-                .await
-                .context("reading NGR formulas")?,
-        )
-        .context("NGR formulas")?;
-        let fx = store.load_fx_book().await.context("reading FX tables")?;
-        let calendar = store
-            .load_calendar()
-            .await
-            .context("reading period closes")?;
-        let catalogue = store.load_catalogue().await.context("reading affiliates")?;
-        let tree = AffiliateTree::new(catalogue.affiliates.iter().filter_map(|a| {
-            a.parent_id.map(|parent| Link {
-                child: a.id,
-                parent,
-            })
-        }))
-        .context("affiliate tree")?;
         let prior = store
             .load_ledger(LedgerScope::All)
             .await
             .context("reading the ledger")?;
-        let engine = Engine {
-            deals: &deals,
-            formulas: &formulas,
-            fx: &fx,
-            tree: &tree,
-            calendar: &calendar,
-        };
-        let output = engine
+        let output = config
+            .engine()
             .run_with(&facts.players, &facts.problems, &prior)
             .context("running the commission engine")?;
         let known = store
@@ -399,27 +461,43 @@ impl CommissionJob {
             .context("reading statement ids")?;
         let statements: Vec<_> = output
             .statements
-            .into_iter()
+            .iter()
             .filter(|s| !known.contains(&s.id))
+            .cloned()
             .collect();
-        // Statements first: an entry is never visible before the statements
-        // it names. A failure in between leaves statements that the next
-        // run simply finds stored.
-        store
-            .append_statements(&statements, now_ms)
-            .await
-            .context("appending NGR statements")?;
-        store
-            .append_ledger(&output.entries)
-            .await
-            .context("appending ledger entries")?;
-        store
-            .append_problems(run_id, now_ms, &output.problems)
-            .await
-            .context("recording the run's problems")?;
-        Ok(RunReport {
+        append(
+            store,
             run_id,
             now_ms,
+            &statements,
+            &output.entries,
+            &output.problems,
+        )
+        .await?;
+        if reconcile && !output.entries.is_empty() {
+            tracing::warn!(
+                entries = output.entries.len(),
+                "the periodic full commission run appended entries that incremental runs had \
+                 not (a change arrived later than the incremental window): booked now"
+            );
+            if let Some(m) = &self.metrics {
+                m.commission_reconcile_entries(output.entries.len() as u64);
+            }
+        }
+        let ledger_rows = prior
+            .iter()
+            .filter(|e| !matches!(e.slot, Slot::Payout { .. }))
+            .count()
+            + output.entries.len();
+        let kept = crate::commission_incremental::AfterRun {
+            kept: crate::commission::incremental::Kept::from_full(&output),
+            ledger_rows: ledger_rows as u64,
+            last_full_ms: None,
+        };
+        let report = RunReport {
+            run_id,
+            now_ms,
+            mode: if reconcile { "reconcile" } else { "full" },
             players: facts.players.len(),
             skipped_players: facts.skipped,
             held_players: facts.held,
@@ -427,7 +505,8 @@ impl CommissionJob {
             entries: output.entries,
             statements_appended: statements.len(),
             problems: output.problems,
-        })
+        };
+        Ok((report, kept))
     }
 
     /// Closes `month` at `closed_at_ms` (default `now_ms`; never in the

@@ -93,6 +93,12 @@ pub struct CommissionSettings {
     pub job_enabled: bool,
     /// Seconds between two runs of the background job.
     pub job_interval_secs: u64,
+    /// Runs recompute only the players whose facts changed; a full run
+    /// reconciles at least this often (seconds).
+    pub full_reconcile_secs: u64,
+    /// More changed brand players than this since the previous run: a full
+    /// run instead of an incremental one.
+    pub incremental_max_players: usize,
 }
 
 impl Default for CommissionSettings {
@@ -100,6 +106,19 @@ impl Default for CommissionSettings {
         Self {
             job_enabled: false,
             job_interval_secs: 300,
+            full_reconcile_secs: 3_600,
+            incremental_max_players: 2_000,
+        }
+    }
+}
+
+impl CommissionSettings {
+    /// When runs go incremental.
+    pub fn run_settings(&self) -> crate::commission_incremental::RunSettings {
+        crate::commission_incremental::RunSettings {
+            full_reconcile_ms: self.full_reconcile_secs.saturating_mul(1000),
+            max_players: self.incremental_max_players,
+            ..crate::commission_incremental::RunSettings::default()
         }
     }
 }

@@ -19,6 +19,7 @@
 //! | `fraud_window_keys`, `fraud_window_capacity`, `fraud_window_evictions` | gauge | `table` |
 //! | `commission_runs_total` | counter | `outcome` (`ok`, `failed`) |
 //! | `commission_problems` | gauge (problems of the latest run) | `kind` |
+//! | `commission_reconcile_entries_total` | counter (entries a periodic full run booked that incremental runs missed) | `reason` (`late_change`) |
 //! | `commission_held_players` | gauge (players of the latest run without attribution) | `reason` (`fraud_review`) |
 //!
 //! Label cardinality stays bounded: brands are few, every other label value is
@@ -269,6 +270,7 @@ pub struct Metrics {
     commission_runs: Family<OutcomeLabels, Counter>,
     commission_problems: Family<ProblemLabels, Gauge>,
     commission_held_players: Family<HeldLabels, Gauge>,
+    commission_reconcile_entries: Family<HeldLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -302,6 +304,7 @@ impl Metrics {
         let commission_runs = Family::<OutcomeLabels, Counter>::default();
         let commission_problems = Family::<ProblemLabels, Gauge>::default();
         let commission_held_players = Family::<HeldLabels, Gauge>::default();
+        let commission_reconcile_entries = Family::<HeldLabels, Counter>::default();
 
         // Families are handles on shared state: the registry keeps one clone
         // for rendering, the struct keeps one for recording.
@@ -362,6 +365,11 @@ impl Metrics {
             commission_problems.clone(),
         );
         registry.register(
+            "commission_reconcile_entries",
+            "Entries appended by periodic full commission runs that incremental runs had missed",
+            commission_reconcile_entries.clone(),
+        );
+        registry.register(
             "commission_held_players",
             "Players of the latest commission run passed without attribution while their fraud review is open",
             commission_held_players.clone(),
@@ -381,7 +389,18 @@ impl Metrics {
             commission_runs,
             commission_problems,
             commission_held_players,
+            commission_reconcile_entries,
         }
+    }
+
+    /// Counts entries a periodic full run appended that incremental runs
+    /// had missed: `commission_reconcile_entries_total` += `n`.
+    pub fn commission_reconcile_entries(&self, n: u64) {
+        self.commission_reconcile_entries
+            .get_or_create(&HeldLabels {
+                reason: "late_change",
+            })
+            .inc_by(n);
     }
 
     /// Counts one commission run: `commission_runs_total{outcome}` += 1

@@ -62,6 +62,10 @@ pub struct Inner {
     pub secrets: Secrets,
     /// Ingest limits.
     pub ingest: IngestSettings,
+    /// What commission runs of this process keep between runs.
+    pub commission_memory: Arc<crate::commission_incremental::JobMemory>,
+    /// When commission runs go incremental.
+    pub commission_runs: crate::commission_incremental::RunSettings,
 }
 
 impl AppState {
@@ -83,6 +87,16 @@ impl AppState {
     /// The metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
+    }
+
+    /// The commission job of this process: its runs share what they keep.
+    pub fn commission_job(&self) -> crate::commission_job::CommissionJob {
+        crate::commission_job::CommissionJob::new(self.0.store.clone())
+            .with_metrics(Arc::clone(&self.0.metrics))
+            .with_memory(
+                Arc::clone(&self.0.commission_memory),
+                self.0.commission_runs,
+            )
     }
 
     /// The API keys.
@@ -309,14 +323,6 @@ impl Application {
             .await
             .with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
-        let commission_job = settings.commissions.job_enabled.then(|| {
-            let every = Duration::from_secs(settings.commissions.job_interval_secs.max(1));
-            (
-                crate::commission_job::CommissionJob::new(store.clone())
-                    .with_metrics(Arc::clone(&metrics)),
-                every,
-            )
-        });
         let state = AppState::new(Inner {
             store,
             catalog,
@@ -328,6 +334,13 @@ impl Application {
             writer,
             secrets,
             ingest: settings.ingest.clone(),
+            commission_memory: Arc::default(),
+            commission_runs: settings.commissions.run_settings(),
+        });
+        // The background job shares what runs keep with the admin API's runs.
+        let commission_job = settings.commissions.job_enabled.then(|| {
+            let every = Duration::from_secs(settings.commissions.job_interval_secs.max(1));
+            (state.commission_job(), every)
         });
         Ok(Self {
             listener,

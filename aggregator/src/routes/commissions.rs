@@ -128,7 +128,7 @@ impl From<LedgerStoreError> for ApiError {
 }
 
 fn job(state: &AppState) -> CommissionJob {
-    CommissionJob::new(state.store().clone()).with_metrics(state.metrics().clone())
+    state.commission_job()
 }
 
 /// An amount as integer minor units of a currency: `10000` / `"EUR"`, plus

@@ -525,40 +525,20 @@ impl Store {
                 .query(&format!("{COLUMNS} WHERE player_id = toUUID(?)"))
                 .bind(p.to_string()),
         };
-        let rows: Vec<StoredEntryRow> = query.fetch_all().await?;
-        let mut seen: BTreeMap<Uuid, String> = BTreeMap::new();
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            match seen.get(&r.entry_id) {
-                Some(sha) if *sha == r.entry_sha256 => continue,
-                Some(_) => return Err(corrupt(
-                    "commission_ledger",
-                    r.entry_id,
-                    "two different rows have this entry id (two writers raced); keep the first, \
-                         remove the other by hand, and re-run",
-                )),
-                None => {}
-            }
-            if crate::events::hex_sha256(r.entry_json.as_bytes()) != r.entry_sha256 {
-                return Err(corrupt(
-                    "commission_ledger",
-                    r.entry_id,
-                    "entry_sha256 does not match entry_json",
-                ));
-            }
-            let entry: LedgerEntry = serde_json::from_str(&r.entry_json)
-                .map_err(|e| corrupt("commission_ledger", r.entry_id, e))?;
-            if entry.id != r.entry_id {
-                return Err(corrupt(
-                    "commission_ledger",
-                    r.entry_id,
-                    "entry_id differs from the id in entry_json",
-                ));
-            }
-            seen.insert(r.entry_id, r.entry_sha256);
-            out.push(entry);
-        }
-        Ok(out)
+        entries_of(query.fetch_all().await?)
+    }
+
+    /// The ledger rows a `WHERE` clause selects (`sql` after `WHERE`, with
+    /// its binds already spliced in as literals), checked like
+    /// [`Self::load_ledger`].
+    pub(super) async fn load_ledger_where(
+        &self,
+        condition: &str,
+    ) -> Result<Vec<LedgerEntry>, LedgerStoreError> {
+        let sql = format!(
+            "SELECT entry_id, entry_sha256, entry_json FROM commission_ledger WHERE {condition}"
+        );
+        entries_of(self.client().query(&sql).fetch_all().await?)
     }
 
     /// Appends ledger entries in one INSERT.
@@ -926,6 +906,47 @@ impl Store {
             .fetch_all()
             .await?)
     }
+}
+
+/// Ledger entries from stored rows: identical replayed rows counted once;
+/// two different rows with one entry id, a row whose hash or id does not
+/// match its JSON are refused.
+fn entries_of(rows: Vec<StoredEntryRow>) -> Result<Vec<LedgerEntry>, LedgerStoreError> {
+    let mut seen: BTreeMap<Uuid, String> = BTreeMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        match seen.get(&r.entry_id) {
+            Some(sha) if *sha == r.entry_sha256 => continue,
+            Some(_) => {
+                return Err(corrupt(
+                    "commission_ledger",
+                    r.entry_id,
+                    "two different rows have this entry id (two writers raced); keep the first, \
+                     remove the other by hand, and re-run",
+                ))
+            }
+            None => {}
+        }
+        if crate::events::hex_sha256(r.entry_json.as_bytes()) != r.entry_sha256 {
+            return Err(corrupt(
+                "commission_ledger",
+                r.entry_id,
+                "entry_sha256 does not match entry_json",
+            ));
+        }
+        let entry: LedgerEntry = serde_json::from_str(&r.entry_json)
+            .map_err(|e| corrupt("commission_ledger", r.entry_id, e))?;
+        if entry.id != r.entry_id {
+            return Err(corrupt(
+                "commission_ledger",
+                r.entry_id,
+                "entry_id differs from the id in entry_json",
+            ));
+        }
+        seen.insert(r.entry_id, r.entry_sha256);
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! [`migrations`] (versioned, idempotent schema). Nothing outside this module
 //! sees a ClickHouse type; callers get domain types or [`StoreError`].
 
+pub mod changes;
 pub mod commission_reads;
 pub mod fraud;
 pub mod health;

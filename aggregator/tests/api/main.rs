@@ -4,6 +4,7 @@
 
 mod admin;
 mod clicks;
+mod commission_incremental;
 mod commission_problems;
 mod commission_reads;
 mod commissions;
