@@ -1,7 +1,8 @@
 //! Versioned, idempotent schema migrations, applied at startup.
 //!
 //! Each migration is a `.sql` file under `aggregator/migrations/`, compiled in.
-//! Every statement is written to be safe to run twice (`IF NOT EXISTS`), so
+//! Every statement is written to be safe to run twice (`IF NOT EXISTS`, or
+//! `MODIFY COLUMN` to a type that running it again keeps), so
 //! two aggregators starting at once cannot break each other; applied versions
 //! are recorded in `schema_migrations`. The SQL runs on ClickHouse 18.16 and
 //! on current releases (checked by `scripts/check-clickhouse-sql.py`).
@@ -138,8 +139,12 @@ mod tests {
             assert!(stmts
                 .iter()
                 .all(|s| !s.ends_with(';') && !s.starts_with("--")));
+            // Safe to run twice: created only if missing, or a column
+            // modified to a type (an Enum with more values) that it keeps.
             assert!(
-                stmts.iter().all(|s| s.contains("IF NOT EXISTS")),
+                stmts
+                    .iter()
+                    .all(|s| s.contains("IF NOT EXISTS") || s.contains(" MODIFY COLUMN ")),
                 "{}",
                 m.name
             );

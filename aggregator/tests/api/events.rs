@@ -180,7 +180,7 @@ async fn a_late_registration_outside_the_window_is_unattributed() {
     // DE → EU rules: a 30-day window; the registration comes 31 days after
     // the click.
     let mut c = click(&f, &mut ids, 1);
-    let old = ids.next_id(now_ms() - 31 * DAY_MS - 60_000, [1; 10]);
+    let old = ClickIdGenerator::new().next_id(now_ms() - 31 * DAY_MS - 60_000, [1; 10]);
     c.click_id = old.to_string();
     c.clicked_at_ms = old.timestamp_ms();
     store_clicks(&app, std::slice::from_ref(&c)).await;
