@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod click_index;
 pub mod clock;
 pub mod commission;
+pub mod commission_facts;
 pub mod commission_incremental;
 pub mod commission_job;
 pub mod config;
