@@ -35,6 +35,7 @@ use clickstitch_shared::BrandId;
 use crate::bounded::BoundedMap;
 use crate::catalog::Catalog;
 use crate::clock::now_ms;
+use crate::commission::{Month, NgrFormula, Timestamp};
 use crate::events::{BrandEvent, EventKind};
 use crate::money::Currency;
 use crate::presence::PresenceFilter;
@@ -50,6 +51,8 @@ const SHARDS: usize = 64;
 const RECENT_CAPACITY: usize = 100_000;
 /// Players whose wallet currency is kept in memory.
 const WALLET_CAPACITY: usize = 500_000;
+/// How long a brand's NGR formula is trusted without reading it again.
+const FORMULA_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a submission failed.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +106,8 @@ pub struct Conversions {
     recent: StdMutex<BoundedMap<(BrandId, String), StoredEventRow>>,
     /// Wallet currencies known to this process, by (brand, brand player).
     wallets: StdMutex<BoundedMap<(BrandId, String), Currency>>,
+    /// Brands' NGR formulas as read at most `FORMULA_TTL` ago.
+    formulas: StdMutex<HashMap<BrandId, (std::time::Instant, Option<NgrFormula>)>>,
     /// Every event id stored (warmed at startup, fed after each write);
     /// trusted to prove "new" only when `authoritative`.
     seen: PresenceFilter,
@@ -131,6 +136,7 @@ impl Conversions {
             locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
             recent: StdMutex::new(BoundedMap::new(RECENT_CAPACITY)),
             wallets: StdMutex::new(BoundedMap::new(WALLET_CAPACITY)),
+            formulas: StdMutex::new(HashMap::new()),
             seen: PresenceFilter::with_capacity(filter_capacity),
             authoritative,
         }
@@ -297,6 +303,55 @@ impl Conversions {
         }
     }
 
+    /// A money event dated in a month that the brand's NGR formula does not
+    /// cover (the brand has a formula, but its first version starts later)
+    /// is refused: its NGR could never be computed. A brand without any
+    /// formula (CPA only) is not checked.
+    async fn check_formula_month(&self, event: &BrandEvent) -> Result<(), SubmitError> {
+        if event.kind.currency().is_none() {
+            return Ok(());
+        }
+        let cached = self
+            .formulas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&event.brand_id)
+            .filter(|(at, _)| at.elapsed() < FORMULA_TTL)
+            .map(|(_, f)| f.clone());
+        let formula = match cached {
+            Some(f) => f,
+            None => {
+                let f = self
+                    .lookups
+                    .store
+                    .load_formula(event.brand_id)
+                    .await
+                    .map_err(|e| match e {
+                        crate::store::ledger::LedgerStoreError::Store(s) => SubmitError::Store(s),
+                        other => SubmitError::Store(StoreError::Rejected(other.to_string())),
+                    })?;
+                self.formulas
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(event.brand_id, (std::time::Instant::now(), f.clone()));
+                f
+            }
+        };
+        let month: Month = Timestamp::from_unix_ms(event.occurred_at_ms).month();
+        match formula {
+            Some(f) if f.version_at(month).is_none() => {
+                Err(SubmitError::Invalid(vec![crate::error::Problem::new(
+                    "occurred_at",
+                    format!(
+                        "the brand's NGR formula starts after {month}: an amount in {month} could \
+                         never count (configure a formula version for it, or correct the date)"
+                    ),
+                )]))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn shard(&self, brand: BrandId, event_id: &str) -> &Mutex<()> {
         let mut h = DefaultHasher::new();
         (brand, event_id).hash(&mut h);
@@ -369,6 +424,7 @@ impl Conversions {
         }
         let void = self.check_repair(&event).await?;
         self.check_wallet(&event).await?;
+        self.check_formula_month(&event).await?;
         if let Some(row) = &void {
             // Durable before the event: a crash in between leaves the
             // original taken out, and the brand's retry completes the void.

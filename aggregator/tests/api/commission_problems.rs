@@ -353,6 +353,23 @@ async fn a_deposit_dated_in_a_month_without_a_formula_is_refused_and_a_stored_on
         .await;
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["details"][0]["field"], "occurred_at", "{body}");
+    // Inside the backdating window, but before the brand's formula starts
+    // (2026-01): refused too, naming the reason.
+    let (s, _, body) = app
+        .post_event(
+            &b.key,
+            json!({"event_id": "dec-dep", "type": "deposit", "occurred_at": "2025-12-15T12:00:00Z",
+                "player_id": "p-bad", "amount": "50.00", "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["details"][0]["field"], "occurred_at", "{body}");
+    assert!(
+        body["details"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("NGR formula")),
+        "{body}"
+    );
 
     legacy_event(
         &app,
