@@ -114,6 +114,9 @@ impl Store {
     }
 
     /// The stored events of brand players that the commission facts need.
+    /// Read without `FINAL` (which would merge the whole table): a row
+    /// stored twice is the same event with the same content, and the
+    /// engine's facts count an identical event once.
     pub async fn fact_events_of(
         &self,
         pairs: &BTreeSet<(Uuid, String)>,
@@ -123,7 +126,7 @@ impl Store {
         }
         let brands: BTreeSet<Uuid> = pairs.iter().map(|(b, _)| *b).collect();
         let sql = format!(
-            "SELECT {FACT_COLUMNS} FROM player_events FINAL WHERE brand_id IN ({}) \
+            "SELECT {FACT_COLUMNS} FROM player_events WHERE brand_id IN ({}) \
              AND (brand_id, brand_player_id) IN ({}) AND event_type != 'withdrawal'",
             uuids_sql(&brands),
             pairs_sql(pairs)
