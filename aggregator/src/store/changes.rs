@@ -167,12 +167,13 @@ impl Store {
         .await
     }
 
-    /// How many ledger rows other than payouts are stored (a cheap guard:
-    /// the job compares it with what it appended itself).
+    /// How many distinct ledger entries other than payouts are stored (a
+    /// guard: the job compares it with what it appended itself; replayed
+    /// identical rows count once).
     pub async fn ledger_rows(&self) -> Result<u64, StoreError> {
         Ok(self
             .client()
-            .query("SELECT count() FROM commission_ledger WHERE kind != 'payout'")
+            .query("SELECT uniqExact(entry_id) FROM commission_ledger WHERE kind != 'payout'")
             .fetch_one()
             .await?)
     }
