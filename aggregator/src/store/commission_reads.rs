@@ -1,7 +1,9 @@
 //! Read-backs of the commission configuration and run log for operators:
 //! every stored deal and NGR formula document (with their history), every
 //! FX table version, the rows of `commission_runs`, the problems one run
-//! met (`commission_problems`) and the payout entries of the ledger.
+//! met (`commission_problems`) and the payout entries of the ledger; and
+//! the two reads of one page of `GET /api/v1/commissions` (which affiliates
+//! are on the page, then only their ledgers).
 //!
 //! Owns these SELECTs and their row layouts, nothing else. Read-only: never
 //! inserts, updates or deletes (the writers live in [`super::ledger`] and
@@ -460,5 +462,146 @@ impl Store {
             _ => (None, e.affiliate, e.id),
         });
         Ok(out)
+    }
+
+    /// The affiliates of one page of the commissions API: those with a
+    /// ledger row in `page` (see [`AffiliatePage`]), at most `page.limit`,
+    /// in ClickHouse's order of UUIDs (the second half first; not the order
+    /// of the ids as text nor of [`AffiliateId`]).
+    ///
+    /// That order is the ledger's primary key order: the rows before the
+    /// cursor are skipped by the index, and the affiliates of a page are
+    /// neighbours on disk, so that [`Store::load_affiliate_ledgers`] reads
+    /// about the page's rows only. Reads the `affiliate_id` column of the
+    /// rows after the cursor (plus `booked_in` with a period, `slot` and
+    /// `brand_ids` with a brand) — never the entries themselves.
+    pub async fn commission_page_affiliates(
+        &self,
+        page: &AffiliatePage,
+    ) -> Result<Vec<AffiliateId>, StoreError> {
+        #[derive(Row, Deserialize)]
+        struct Id {
+            #[serde(with = "clickhouse::serde::uuid")]
+            affiliate_id: Uuid,
+        }
+        // Compared and ordered as UUIDs, the cursor included (the order of
+        // the table's primary key); never as strings, which would read the
+        // whole column and scatter a page's ledgers over the table.
+        const ORDER: &str = "GROUP BY affiliate_id ORDER BY affiliate_id LIMIT ?";
+        let mut conditions: Vec<&str> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(after) = page.after {
+            conditions.push("affiliate_id > toUUID(?)");
+            binds.push(after.to_string());
+        }
+        if let Some(a) = page.affiliate {
+            conditions.push("affiliate_id = toUUID(?)");
+            binds.push(a.to_string());
+        }
+        let period = page.period.map(|m| format!("{m}-01"));
+        let brand = match page.slots {
+            SlotBrands::Any => None,
+            SlotBrands::Naming(b) => Some((b, false)),
+            SlotBrands::Only(b) => Some((b, true)),
+        };
+        let sql = match brand {
+            None => {
+                if let Some(p) = period {
+                    conditions.push("booked_in = toDate(?)");
+                    binds.push(p);
+                }
+                format!(
+                    "SELECT affiliate_id FROM commission_ledger{} {ORDER}",
+                    where_clause(&conditions)
+                )
+            }
+            // Which slots an affiliate shows depends on every row of the
+            // slot (and a slot belongs to one affiliate), so slots are
+            // grouped first; the period asks for one row of the slot.
+            Some((b, only)) => {
+                let mut having = vec!["max(has(brand_ids, toUUID(?))) = 1"];
+                binds.push(b.to_string());
+                if only {
+                    having.push("min(hasAll([toUUID(?)], brand_ids)) = 1");
+                    binds.push(b.to_string());
+                }
+                if let Some(p) = period {
+                    having.push("max(booked_in = toDate(?)) = 1");
+                    binds.push(p);
+                }
+                format!(
+                    "SELECT affiliate_id FROM (SELECT affiliate_id, slot FROM commission_ledger{} \
+                     GROUP BY affiliate_id, slot HAVING {}) {ORDER}",
+                    where_clause(&conditions),
+                    having.join(" AND ")
+                )
+            }
+        };
+        let query = binds
+            .iter()
+            .fold(self.client().query(&sql), |q, b| q.bind(b.as_str()));
+        let rows: Vec<Id> = query.bind(page.limit).fetch_all().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AffiliateId::from(r.affiliate_id))
+            .collect())
+    }
+
+    /// The complete ledgers of `affiliates` (every row of theirs), checked
+    /// like [`Store::load_ledger`]: identical replayed rows counted once,
+    /// two different rows with one entry id refused. Empty for no
+    /// affiliates.
+    pub async fn load_affiliate_ledgers(
+        &self,
+        affiliates: &[AffiliateId],
+    ) -> Result<Vec<LedgerEntry>, LedgerStoreError> {
+        if affiliates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Typed ids print as canonical UUIDs: safe to splice as literals.
+        let ids: Vec<String> = affiliates
+            .iter()
+            .map(|a| format!("toUUID('{}')", a.as_uuid().as_hyphenated()))
+            .collect();
+        self.load_ledger_where(&format!("affiliate_id IN ({})", ids.join(", ")))
+            .await
+    }
+}
+
+/// Which slots (all the entries of one slot, so that an accrual is never
+/// listed without its reversal) a commissions page lists, by brand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotBrands {
+    /// Every slot.
+    Any,
+    /// The slots with an entry naming the brand (the operator's `brand_id`
+    /// filter).
+    Naming(BrandId),
+    /// The slots whose entries name the brand and no other (what a brand
+    /// key sees: never payouts, never a RevShare mixing brands).
+    Only(BrandId),
+}
+
+/// Which affiliates one page of the commissions API lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AffiliatePage {
+    /// Only affiliates after this one (the last affiliate of the previous
+    /// page) in ClickHouse's order of UUIDs.
+    pub after: Option<AffiliateId>,
+    /// Only this affiliate.
+    pub affiliate: Option<AffiliateId>,
+    /// Only affiliates with slots of these brands.
+    pub slots: SlotBrands,
+    /// Only affiliates with an entry (in those slots) booked in this month.
+    pub period: Option<Month>,
+    /// At most this many affiliates.
+    pub limit: u32,
+}
+
+fn where_clause(conditions: &[&str]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
     }
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod clicks;
 mod commission_incremental;
+mod commission_pages;
 mod commission_problems;
 mod commission_reads;
 mod commissions;
