@@ -192,15 +192,6 @@ struct DocumentRead {
     stored_at_ms: u64,
 }
 
-/// What the payout read needs of a ledger row.
-#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
-struct EntryRead {
-    #[serde(with = "clickhouse::serde::uuid")]
-    entry_id: Uuid,
-    entry_sha256: String,
-    entry_json: String,
-}
-
 fn deal_of(r: DocumentRead) -> Result<StoredDeal, LedgerStoreError> {
     let deal = Deal::from_json(&r.json).map_err(|e| corrupt("commission_deals", r.id, e))?;
     Ok(StoredDeal {
@@ -410,53 +401,15 @@ impl Store {
         &self,
         run: Option<Uuid>,
     ) -> Result<Vec<LedgerEntry>, LedgerStoreError> {
-        let rows: Vec<EntryRead> = self
-            .client()
-            .query(
-                "SELECT entry_id, entry_sha256, entry_json FROM commission_ledger \
-                 WHERE kind = 'payout'",
-            )
-            .fetch_all()
-            .await?;
-        let mut seen: BTreeMap<Uuid, String> = BTreeMap::new();
-        let mut out = Vec::new();
-        for r in rows {
-            match seen.get(&r.entry_id) {
-                Some(sha) if *sha == r.entry_sha256 => continue,
-                Some(_) => {
-                    return Err(corrupt(
-                        "commission_ledger",
-                        r.entry_id,
-                        "two different rows have this entry id",
-                    ))
-                }
-                None => {}
-            }
-            if crate::events::hex_sha256(r.entry_json.as_bytes()) != r.entry_sha256 {
-                return Err(corrupt(
-                    "commission_ledger",
-                    r.entry_id,
-                    "entry_sha256 does not match entry_json",
-                ));
-            }
-            let entry: LedgerEntry = serde_json::from_str(&r.entry_json)
-                .map_err(|e| corrupt("commission_ledger", r.entry_id, e))?;
-            if entry.id != r.entry_id {
-                return Err(corrupt(
-                    "commission_ledger",
-                    r.entry_id,
-                    "entry_id differs from the id in entry_json",
-                ));
-            }
-            seen.insert(r.entry_id, r.entry_sha256);
-            let of_run = match entry.slot {
+        let mut out: Vec<LedgerEntry> = self
+            .load_ledger_where("kind = 'payout'")
+            .await?
+            .into_iter()
+            .filter(|e| match e.slot {
                 Slot::Payout { run: id, .. } => run.is_none_or(|wanted| wanted == id),
                 _ => false,
-            };
-            if of_run {
-                out.push(entry);
-            }
-        }
+            })
+            .collect();
         out.sort_by_key(|e| match e.slot {
             Slot::Payout { run, affiliate } => (Some(run), affiliate, e.id),
             _ => (None, e.affiliate, e.id),
