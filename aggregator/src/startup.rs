@@ -193,7 +193,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/fraud/quarantine/{kind}/{id}/decision",
             post(fraud::decide),
         );
-    let api = api.merge(crate::routes::commissions::api_routes());
+    let api = api.merge(crate::routes::commission_balances::api_routes());
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))

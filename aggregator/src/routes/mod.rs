@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod clicks;
+pub mod commission_balances;
 pub mod commission_config;
 pub mod commission_problems;
 pub mod commissions;
