@@ -118,6 +118,21 @@ pub fn canonical(params: &BTreeMap<String, String>) -> String {
 /// Maps postback parameters onto the API's event request.
 fn to_request(p: &BTreeMap<String, String>, now_secs: u64) -> Result<EventRequest, Vec<Problem>> {
     let get = |k: &str| p.get(k).cloned();
+    // `ts` is Unix seconds; absent means now. Anything else is refused
+    // (never silently "now"), and so is a value whose milliseconds overflow.
+    let occurred_at_ms = match p.get("ts") {
+        None => now_secs.saturating_mul(1000),
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .and_then(|secs| secs.checked_mul(1000))
+            .ok_or_else(|| {
+                vec![Problem::new(
+                    "ts",
+                    "must be Unix seconds (digits only, within the accepted event window)",
+                )]
+            })?,
+    };
     let mut r = EventRequest {
         event_id: get("txid"),
         player_id: get("player_id"),
@@ -125,12 +140,7 @@ fn to_request(p: &BTreeMap<String, String>, now_secs: u64) -> Result<EventReques
         click_id: get("click_id"),
         currency: get("currency"),
         amount: get("amount").map(serde_json::Value::String),
-        occurred_at: Some(serde_json::Value::from(
-            p.get("ts")
-                .and_then(|t| t.parse::<u64>().ok())
-                .unwrap_or(now_secs)
-                * 1000,
-        )),
+        occurred_at: Some(serde_json::Value::from(occurred_at_ms)),
         ..EventRequest::default()
     };
     let event = p.get("event").map(String::as_str).unwrap_or("");
@@ -195,6 +205,17 @@ mod tests {
             authenticate(&p, "s3cret", 1000).is_err(),
             "a tampered parameter breaks the signature"
         );
+    }
+
+    #[test]
+    fn a_ts_that_is_not_unix_seconds_or_overflows_is_refused_not_taken_as_now() {
+        for ts in ["18446744073709551615", "abc", "", "1.5"] {
+            let problems =
+                to_request(&params(&[("event", "ftd"), ("ts", ts)]), 5).expect_err("refused");
+            assert_eq!(problems[0].field, "ts", "{ts}");
+        }
+        let r = to_request(&params(&[("event", "ftd")]), 5).expect("absent is now");
+        assert_eq!(r.occurred_at, Some(serde_json::Value::from(5_000u64)));
     }
 
     #[test]

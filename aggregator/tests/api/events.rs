@@ -438,6 +438,21 @@ async fn postbacks_authenticate_by_secret_or_signature_and_share_the_idempotency
         200,
         "a replayed postback is idempotent"
     );
+    // A `ts` that is not Unix seconds, or whose milliseconds overflow, is a
+    // 422 naming it (the server used to panic on the overflow).
+    for ts in ["18446744073709551615", "abc", "-5"] {
+        let r = app
+            .http
+            .get(url(&format!(
+                "event=ftd&txid=pb-ts&player_id=p-9&amount=1.00&currency=EUR&ts={ts}&secret={secret}"
+            )))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status().as_u16(), 422, "ts={ts}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["details"][0]["field"], "ts", "{body}");
+    }
     let tampered = canonical.replace("30.00", "3000.00");
     let r = app
         .http
