@@ -50,6 +50,9 @@ pub enum ApiError {
     /// The body is too large.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body holds more records than one request may carry.
+    #[error("{0}")]
+    TooManyRecords(String),
     /// Well-formed, but fields are invalid.
     #[error("request is invalid")]
     Validation(Vec<Problem>),
@@ -83,6 +86,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::TooManyRecords(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_records"),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),

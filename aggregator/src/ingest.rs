@@ -81,13 +81,66 @@ pub struct ParsedBatch {
     pub rejected: Vec<Rejection>,
 }
 
+/// Most records (clicks and geo blocks together) one batch may carry.
+pub const MAX_BATCH_RECORDS: usize = 10_000;
+
+/// Most rejected records an answer lists one by one (the rest are only
+/// counted), so that a batch of garbage cannot make the answer huge.
+pub const MAX_LISTED_REJECTIONS: usize = 100;
+
+/// The marker of a list that passed [`MAX_BATCH_RECORDS`].
+const TOO_MANY: &str = "too many records";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Envelope<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "bounded")]
     clicks: Vec<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "bounded")]
     geo_blocks: Vec<&'a RawValue>,
+}
+
+/// A JSON array of at most [`MAX_BATCH_RECORDS`] raw records: parsing stops
+/// at the first one beyond, so ten million empty records cost no more than
+/// ten thousand.
+fn bounded<'de, D>(d: D) -> Result<Vec<&'de RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<&'de RawValue>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_BATCH_RECORDS} records")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_BATCH_RECORDS));
+            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                if out.len() == MAX_BATCH_RECORDS {
+                    return Err(serde::de::Error::custom(TOO_MANY));
+                }
+                out.push(raw);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded)
+}
+
+/// Why a body is not a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Not `{"clicks": [...], "geo_blocks": [...]}`.
+    #[error("body is not a click batch: {0}")]
+    Malformed(String),
+    /// More than [`MAX_BATCH_RECORDS`] records.
+    #[error("a batch carries at most {MAX_BATCH_RECORDS} records (clicks and geo blocks together); split it")]
+    TooManyRecords,
 }
 
 fn problems(errors: Vec<FieldError>) -> Vec<Problem> {
@@ -116,9 +169,19 @@ fn loose_id(raw: &RawValue, key: &str) -> Option<String> {
 }
 
 /// Parses and validates a batch body. `Err` only when the envelope itself is
-/// not `{"clicks": [...], "geo_blocks": [...]}`.
-pub fn parse_batch(body: &[u8], time: TimePolicy) -> Result<ParsedBatch, String> {
-    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+/// not `{"clicks": [...], "geo_blocks": [...]}`, or carries more than
+/// [`MAX_BATCH_RECORDS`] records.
+pub fn parse_batch(body: &[u8], time: TimePolicy) -> Result<ParsedBatch, BatchError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.to_string().starts_with(TOO_MANY) {
+            BatchError::TooManyRecords
+        } else {
+            BatchError::Malformed(e.to_string())
+        }
+    })?;
+    if envelope.clicks.len() + envelope.geo_blocks.len() > MAX_BATCH_RECORDS {
+        return Err(BatchError::TooManyRecords);
+    }
     let mut out = ParsedBatch::default();
     for (index, raw) in envelope.clicks.into_iter().enumerate() {
         let reject = |errors: Vec<Problem>| Rejection {
@@ -175,6 +238,33 @@ mod tests {
             max_age_ms: 3_600_000,
             max_future_ms: 60_000,
         }
+    }
+
+    #[test]
+    fn a_batch_of_more_than_ten_thousand_records_is_refused_without_reading_them_all() {
+        let many = |n: usize| {
+            format!(
+                "{{\"clicks\": [{}], \"geo_blocks\": []}}",
+                vec!["{}"; n].join(",")
+            )
+        };
+        let at_limit = parse_batch(many(MAX_BATCH_RECORDS).as_bytes(), policy())
+            .expect("at the limit: every record is read (and refused)");
+        assert_eq!(at_limit.rejected.len(), MAX_BATCH_RECORDS);
+        assert_eq!(
+            parse_batch(many(MAX_BATCH_RECORDS + 1).as_bytes(), policy()).err(),
+            Some(BatchError::TooManyRecords)
+        );
+        let both = format!(
+            "{{\"clicks\": [{}], \"geo_blocks\": [{}]}}",
+            vec!["{}"; 6_000].join(","),
+            vec!["{}"; 6_000].join(",")
+        );
+        assert_eq!(
+            parse_batch(both.as_bytes(), policy()).err(),
+            Some(BatchError::TooManyRecords),
+            "clicks and geo blocks count together"
+        );
     }
 
     #[test]

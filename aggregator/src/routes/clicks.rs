@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::EdgeCaller;
 use crate::clock::{now_ms, secs};
 use crate::error::{ApiError, Problem};
-use crate::ingest::{parse_batch, RecordKind, Rejection};
+use crate::ingest::{parse_batch, BatchError, RecordKind, Rejection, MAX_LISTED_REJECTIONS};
 use crate::metrics::ClickVerdict;
 use crate::startup::AppState;
 use crate::store::rows::{ClickRow, ClickSummaryRow, GeoBlockRow};
@@ -32,6 +32,9 @@ struct Accepted {
 #[derive(Debug, Serialize)]
 struct IngestResponse {
     accepted: Accepted,
+    /// How many records were refused (all of them).
+    rejected_count: usize,
+    /// The first [`MAX_LISTED_REJECTIONS`] of them, with their reasons.
     rejected: Vec<Rejection>,
 }
 
@@ -43,8 +46,10 @@ pub async fn ingest_clicks(
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let policy = state.time_policy(now);
-    let mut parsed = parse_batch(&body, policy)
-        .map_err(|e| ApiError::BadRequest(format!("body is not a click batch: {e}")))?;
+    let mut parsed = parse_batch(&body, policy).map_err(|e| match e {
+        BatchError::TooManyRecords => ApiError::TooManyRecords(e.to_string()),
+        BatchError::Malformed(_) => ApiError::BadRequest(e.to_string()),
+    })?;
 
     // Moved out, not cloned: the checks borrow them, then they become rows.
     let (click_indices, clicks): (Vec<usize>, Vec<Click>) = parsed.clicks.drain(..).unzip();
@@ -154,10 +159,13 @@ pub async fn ingest_clicks(
     parsed
         .rejected
         .sort_by_key(|r| (r.kind == RecordKind::GeoBlock, r.index));
+    let rejected_count = parsed.rejected.len();
+    parsed.rejected.truncate(MAX_LISTED_REJECTIONS);
     Ok((
         status,
         Json(IngestResponse {
             accepted,
+            rejected_count,
             rejected: parsed.rejected,
         }),
     )

@@ -317,3 +317,24 @@ async fn shutdown_flushes_what_was_accepted_without_waiting_for_the_batch_window
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(app.count("clicks_unique"), 5);
 }
+
+#[tokio::test]
+async fn a_batch_of_too_many_records_is_a_413_and_a_batch_of_garbage_gets_a_bounded_answer() {
+    let app = spawn_app().await;
+    let batch = |n: usize| format!("{{\"clicks\": [{}]}}", vec!["{}"; n].join(","));
+    // Ten million empty records used to cost minutes and gigabytes.
+    let r = app
+        .post_batch_raw(batch(10_000_000), Some(EDGE_SECRET))
+        .await;
+    assert_eq!(r.status().as_u16(), 413);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "too_many_records", "{body}");
+
+    // 500 invalid records: all refused and counted, the first 100 listed.
+    let r = app.post_batch_raw(batch(500), Some(EDGE_SECRET)).await;
+    assert_eq!(r.status().as_u16(), 422);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["rejected_count"], 500, "{body}");
+    assert_eq!(body["rejected"].as_array().map(Vec::len), Some(100));
+    assert_eq!(app.count("clicks"), 0);
+}

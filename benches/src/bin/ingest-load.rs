@@ -220,7 +220,9 @@ async fn worker(
                         .and_then(|b| serde_json::from_slice(&b).ok())
                         .unwrap_or(Value::Null);
                     let accepted = v["accepted"]["clicks"].as_u64().unwrap_or(0);
-                    let rejected = v["rejected"].as_array().map_or(0, Vec::len) as u64;
+                    let rejected = v["rejected_count"]
+                        .as_u64()
+                        .unwrap_or_else(|| v["rejected"].as_array().map_or(0, Vec::len) as u64);
                     totals
                         .accepted_clicks
                         .fetch_add(accepted, Ordering::Relaxed);
