@@ -183,6 +183,14 @@ pub struct ServerSettings {
     pub port: u16,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// Open connections at most (one more is closed at once).
+    pub max_connections: usize,
+    /// A request's headers must arrive within this many seconds; a
+    /// keep-alive connection idle this long is closed.
+    pub header_read_timeout_secs: u64,
+    /// A request, body included, must be answered within this many seconds
+    /// (408 otherwise).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -191,6 +199,23 @@ impl Default for ServerSettings {
             host: "127.0.0.1".into(),
             port: 8080,
             max_body_bytes: 32 * 1024 * 1024,
+            max_connections: 10_000,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The connection-level bounds of [`crate::server::serve`].
+    pub fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits {
+            max_connections: self.max_connections,
+            header_read_timeout: std::time::Duration::from_secs(
+                self.header_read_timeout_secs.max(1),
+            ),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
+            shutdown_grace: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod presence;
 pub mod quarantine;
 pub mod routes;
 pub mod schedule;
+pub mod server;
 pub mod startup;
 pub mod stitching;
 pub mod store;

@@ -217,6 +217,7 @@ pub struct Application {
     reloader: RulesReloader,
     reload_every: Duration,
     max_body_bytes: usize,
+    limits: crate::server::Limits,
     /// The background commission job and its interval, when enabled here.
     commission_job: Option<(crate::commission_job::CommissionJob, Duration)>,
     /// The fraud job and its interval.
@@ -350,6 +351,7 @@ impl Application {
             reloader,
             reload_every: Duration::from_secs(settings.attribution.reload_secs.max(1)),
             max_body_bytes: settings.server.max_body_bytes,
+            limits: settings.server.limits(),
             commission_job,
             fraud_job,
         })
@@ -373,6 +375,7 @@ impl Application {
             reloader,
             reload_every,
             max_body_bytes,
+            limits,
             port,
             commission_job,
             fraud_job,
@@ -401,8 +404,7 @@ impl Application {
             drainers.iter().for_each(|d| d.drain_now());
             let _ = stop_jobs.send(true);
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
+        crate::server::serve(listener, app, limits, shutdown)
             .await
             .context("serving HTTP")?;
         tracing::info!("HTTP stopped; flushing pending writes");

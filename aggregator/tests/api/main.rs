@@ -15,3 +15,4 @@ mod fraud_scenarios;
 mod health;
 mod helpers;
 mod journal;
+mod limits;
