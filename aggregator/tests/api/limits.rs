@@ -107,3 +107,65 @@ async fn connections_beyond_the_cap_are_closed_at_once_and_the_others_are_served
         .expect("sent");
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn every_error_answer_is_json_even_from_the_router_and_the_body_limit() {
+    let app = spawn_app_configured(|s| s.server.max_body_bytes = 1024).await;
+    let json = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let allow = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let body: serde_json::Value = r.json().await.expect("a JSON body");
+        (status, body, allow)
+    };
+    let (s, body, _) = json(
+        app.http
+            .get(format!("{}/no/such/route", app.address))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (404, Some("not_found")));
+    let (s, body, allow) = json(
+        app.http
+            .delete(format!("{}/health", app.address))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    assert!(allow.is_some_and(|a| a.contains("GET")), "Allow is kept");
+    let (s, body, _) = json(
+        app.http
+            .post(format!("{}/admin/v1/brands", app.address))
+            .bearer_auth(OPERATOR_TOKEN)
+            .header("content-type", "application/json")
+            .body(format!("{{\"name\": \"{}\"}}", "x".repeat(4096)))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(s, 413, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let (s, body, _) = json(
+        app.http
+            .post(format!("{}/edge/v1/clicks", app.address))
+            .bearer_auth(crate::helpers::EDGE_SECRET)
+            .header("content-type", "application/json")
+            .body(format!("{{\"clicks\": [{}]}}", vec!["{}"; 2_000].join(",")))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(s, 413, "{body}");
+    assert!(body["message"].is_string(), "{body}");
+}
