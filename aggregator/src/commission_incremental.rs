@@ -35,7 +35,7 @@ use crate::commission::{
     AffiliateTree, DealBook, Engine, FormulaBook, FxBook, LedgerEntry, Link, PeriodCalendar,
     PlayerId,
 };
-use crate::commission_job::{append, player_facts, RunReport};
+use crate::commission_job::{append, facts_from, RunReport};
 use crate::store::Store;
 
 /// When to run incrementally.
@@ -269,16 +269,13 @@ pub async fn incremental(
         .iter()
         .map(|a| (a.brand_id, a.brand_player_id.clone()))
         .collect();
-    let voided = store.load_voided().await.context("reading voided events")?;
-    let mut events = store
+    let events = store
         .fact_events_of(&pairs)
         .await
         .context("reading player events")?;
-    events.retain(|e| !voided.contains(&(e.brand_id, e.event_id.clone())));
-    let holds = crate::quarantine::Quarantine::commission_holds(store)
+    let facts = facts_from(store, &attributions, events)
         .await
-        .context("reading fraud holds")?;
-    let facts = player_facts(&attributions, &events, &holds);
+        .context("reading voided events and fraud holds")?;
 
     let players: BTreeSet<PlayerId> = ids.iter().copied().map(PlayerId::from).collect();
     let credited = facts

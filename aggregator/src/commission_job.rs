@@ -86,6 +86,21 @@ pub(crate) async fn append(
 
 pub use crate::commission_facts::{player_facts, LoadedFacts};
 
+/// The engine's facts of `attributions` from their stored `events`: voided
+/// and corrected events left out (they stay stored), fraud holds applied.
+/// Every reader of facts (full runs, incremental runs, the CPA status)
+/// goes through here, so they all see the same facts.
+pub async fn facts_from(
+    store: &Store,
+    attributions: &[crate::store::rows::AttributionRow],
+    mut events: Vec<crate::store::ledger::FactEventRow>,
+) -> Result<LoadedFacts, StoreError> {
+    let voided = store.load_voided().await?;
+    events.retain(|e| !voided.contains(&(e.brand_id, e.event_id.clone())));
+    let holds = crate::quarantine::Quarantine::commission_holds(store).await?;
+    Ok(player_facts(attributions, &events, &holds))
+}
+
 /// The process-wide ledger-writer lock (see the module docs).
 static WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -436,17 +451,13 @@ impl CommissionJob {
             .load_attributions()
             .await
             .context("reading attributions")?;
-        let voided = store.load_voided().await.context("reading voided events")?;
-        let mut events = store
+        let events = store
             .load_fact_events()
             .await
             .context("reading player events")?;
-        // A voided or corrected event no longer counts (it stays stored).
-        events.retain(|e| !voided.contains(&(e.brand_id, e.event_id.clone())));
-        let holds = crate::quarantine::Quarantine::commission_holds(store)
+        let facts = facts_from(store, &attributions, events)
             .await
-            .context("reading fraud holds")?;
-        let facts = player_facts(&attributions, &events, &holds);
+            .context("reading voided events and fraud holds")?;
         let prior = store
             .load_ledger(LedgerScope::All)
             .await

@@ -14,7 +14,7 @@ use clickstitch_shared::{AffiliateId, BrandId};
 
 use crate::commission::cpa::{self, CpaOutcome, RuleCheck};
 use crate::commission::{DealBook, LedgerEntry, RunProblem};
-use crate::commission_job::player_facts;
+use crate::commission_job::facts_from;
 use crate::store::ledger::{LedgerScope, LedgerStoreError};
 use crate::store::{Store, StoreError};
 
@@ -76,13 +76,10 @@ pub async fn cpa_status(
     if attributions.is_empty() {
         return Ok(None);
     }
-    let voided = store.load_voided().await?;
-    let mut events = store
+    let events = store
         .load_player_fact_events(brand, brand_player_id)
         .await?;
-    events.retain(|e| !voided.contains(&(e.brand_id, e.event_id.clone())));
-    let holds = crate::quarantine::Quarantine::commission_holds(store).await?;
-    let loaded = player_facts(&attributions, &events, &holds);
+    let loaded = facts_from(store, &attributions, events).await?;
     let deals = DealBook::new(store.load_deals().await?)
         .map_err(|e| LedgerStoreError::from(StoreError::Rejected(e.to_string())))?;
     let fx = store.load_fx_book().await?;
