@@ -81,6 +81,9 @@ pub struct Brand {
     pub jurisdiction: JurisdictionProfile,
     /// IP storage policy.
     pub ip_storage: IpStorage,
+    /// Whether the edge may keep its first-party visitor cookie (`cs_vid`)
+    /// for this brand's players (consent; default true).
+    pub visitor_cookie: bool,
     /// Unix seconds.
     pub created_at: u32,
     /// Version (Unix ms of the last change).
@@ -159,6 +162,18 @@ pub struct NewBrand {
     pub jurisdiction: JurisdictionProfile,
     /// IP policy.
     pub ip_storage: IpStorage,
+    /// Visitor cookie allowed.
+    pub visitor_cookie: bool,
+}
+
+/// A validated change to a brand's privacy settings; `None` keeps the
+/// current value.
+#[derive(Debug, Clone, Default)]
+pub struct BrandChanges {
+    /// New IP policy.
+    pub ip_storage: Option<IpStorage>,
+    /// Visitor cookie allowed.
+    pub visitor_cookie: Option<bool>,
 }
 
 /// A validated request to create an affiliate.
@@ -246,6 +261,7 @@ impl State {
             geo: link.geo.clone(),
             jurisdiction: brand.jurisdiction.clone(),
             ip_storage: brand.ip_storage,
+            visitor_cookie: brand.visitor_cookie,
             version: link.version.max(brand.version),
         })
     }
@@ -367,8 +383,42 @@ impl Catalog {
             name: new.name,
             jurisdiction: new.jurisdiction,
             ip_storage: new.ip_storage,
+            visitor_cookie: new.visitor_cookie,
             created_at: secs,
             version: ms,
+        };
+        self.store.save_brand(&brand).await?;
+        self.write_state().brands.insert(brand.id, brand.clone());
+        Ok(brand)
+    }
+
+    /// Changes a brand's privacy settings: stores a new version (which also
+    /// raises the version of its links' definitions, so the edge's cached
+    /// copies are replaced at their next revalidation).
+    pub async fn update_brand(
+        &self,
+        id: BrandId,
+        changes: BrandChanges,
+    ) -> Result<Brand, CatalogError> {
+        let current = self.read_state().brands.get(&id).cloned();
+        let current = match current {
+            Some(b) => b,
+            None => {
+                // Created through another instance?
+                self.reload_if_stale().await?;
+                self.read_state()
+                    .brands
+                    .get(&id)
+                    .cloned()
+                    .ok_or(CatalogError::NotFound("brand"))?
+            }
+        };
+        let (_, ms) = now();
+        let brand = Brand {
+            ip_storage: changes.ip_storage.unwrap_or(current.ip_storage),
+            visitor_cookie: changes.visitor_cookie.unwrap_or(current.visitor_cookie),
+            version: ms.max(current.version + 1),
+            ..current
         };
         self.store.save_brand(&brand).await?;
         self.write_state().brands.insert(brand.id, brand.clone());

@@ -3,16 +3,16 @@
 //!
 //! Owns two structures fed by click ingest (after the clicks are durable):
 //! a bounded map of recent clicks by `(brand, click id)`, and a
-//! [`RepeatFilter`] over `(brand, device fingerprint)` of human clicks that
-//! proves "this device has no other click on this brand" — the common case,
-//! which then needs no fingerprint query. The filter is warmed at startup
+//! [`RepeatFilter`] over `(brand, visitor id)` of human clicks that proves
+//! "this browser has no other click on this brand" — the common case, which
+//! then needs no visitor query. The filter is warmed at startup
 //! from ClickHouse for the longest attribution window, so it covers every
 //! human click since `covered_from_ms`.
 //!
 //! The "certainly none" answers are only sound when this instance sees every
 //! click (`authoritative`, the `ingest.single_instance` setting). With
 //! several instances behind a load balancer the filter is not trusted and
-//! every fingerprint lookup goes to ClickHouse; the recent-click map stays
+//! every visitor lookup goes to ClickHouse; the recent-click map stays
 //! useful either way (a hit is a hit). Does no IO itself.
 
 use std::sync::Mutex;
@@ -56,9 +56,9 @@ impl ClickIndex {
         self.devices.bytes()
     }
 
-    /// Records `count` stored human clicks of one device (warm-up).
-    pub fn count_device(&self, brand: BrandId, fingerprint: &str, count: u64) {
-        self.devices.add(&(brand, fingerprint), count);
+    /// Records `count` stored human clicks of one visitor id (warm-up).
+    pub fn count_device(&self, brand: BrandId, visitor_id: &str, count: u64) {
+        self.devices.add(&(brand, visitor_id), count);
     }
 
     /// Records clicks that are now durable in ClickHouse.
@@ -66,9 +66,8 @@ impl ClickIndex {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         for click in clicks {
             let brand = BrandId::from(click.brand_id);
-            if click.is_bot == 0 {
-                self.devices
-                    .add(&(brand, click.device_fingerprint.as_str()), 1);
+            if click.is_bot == 0 && !click.visitor_id.is_empty() {
+                self.devices.add(&(brand, click.visitor_id.as_str()), 1);
             }
             if let Ok(id) = ClickId::try_from(click.click_id) {
                 recent.insert((brand, id), click);
@@ -83,25 +82,25 @@ impl ClickIndex {
     }
 
     /// True when it is certain that no human click of `brand` with one of
-    /// `fingerprints` at or after `from_ms` exists besides the `reported`
+    /// `visitors` at or after `from_ms` exists besides the `reported`
     /// ones: the window lies inside the covered period, every reported
-    /// click with such a fingerprint lies there too, and each fingerprint
+    /// click with such a visitor id lies there too, and each visitor id
     /// was recorded at most as often as the reported clicks carry it (at
     /// most once, in practice).
     pub fn certainly_no_other_clicks(
         &self,
         brand: BrandId,
-        fingerprints: &[clickstitch_shared::fingerprint::Hash128],
+        visitors: &[clickstitch_shared::fingerprint::VisitorId],
         from_ms: u64,
         reported: &[FoundClick],
     ) -> bool {
         if from_ms < self.covered_from_ms {
             return false;
         }
-        fingerprints.iter().all(|fp| {
+        visitors.iter().all(|fp| {
             let carriers: Vec<&FoundClick> = reported
                 .iter()
-                .filter(|c| c.brand_id == brand && !c.is_bot && c.device_fingerprint == *fp)
+                .filter(|c| c.brand_id == brand && !c.is_bot && c.visitor_id == Some(*fp))
                 .collect();
             let text = fp.to_string();
             carriers.len() == 1
@@ -114,12 +113,12 @@ impl ClickIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clickstitch_shared::fingerprint::Hash128;
+    use clickstitch_shared::fingerprint::VisitorId;
     use clickstitch_shared::{AffiliateId, CampaignId, ClickIdGenerator, ShortCode};
 
     const NOW: u64 = 1_760_000_000_000;
 
-    fn click(brand: BrandId, id: ClickId, fp: Hash128) -> (ClickSummaryRow, FoundClick) {
+    fn click(brand: BrandId, id: ClickId, fp: VisitorId) -> (ClickSummaryRow, FoundClick) {
         let found = FoundClick {
             click_id: id,
             brand_id: brand,
@@ -127,7 +126,7 @@ mod tests {
             sub_affiliate_id: None,
             campaign_id: CampaignId::from(uuid::Uuid::from_u128(8)),
             link_code: ShortCode::parse("AbCdEf1234").expect("code"),
-            device_fingerprint: fp,
+            visitor_id: Some(fp),
             is_bot: false,
             is_duplicate: false,
             quarantined: false,
@@ -141,7 +140,8 @@ mod tests {
             campaign_id: found.campaign_id.as_uuid(),
             link_code: "AbCdEf1234".into(),
             country: *b"DE",
-            device_fingerprint: fp.to_string(),
+            device_fingerprint: "00112233445566778899aabbccddeeff".into(),
+            visitor_id: fp.to_string(),
             is_bot: 0,
             is_duplicate: 0,
         };
@@ -155,8 +155,8 @@ mod tests {
         (a, b)
     }
 
-    fn fp(n: u8) -> Hash128 {
-        Hash128::parse(&format!("{n:032x}")).expect("hash")
+    fn fp(n: u8) -> VisitorId {
+        VisitorId::parse(&format!("{n:032x}")).expect("visitor id")
     }
 
     #[test]

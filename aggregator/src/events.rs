@@ -34,6 +34,12 @@ pub const MAX_CLICK_IDS: usize = 100;
 /// Longest `reason` of a void.
 const MAX_REASON: usize = 500;
 
+/// Shortest brand `device_id` accepted (shorter ones cannot be unique).
+pub const MIN_DEVICE_ID: usize = 8;
+
+/// Longest brand `device_id` accepted.
+pub const MAX_DEVICE_ID: usize = 128;
+
 /// Namespace of global player ids (UUIDv5).
 const PLAYER_NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_5a3b_9d2f_4e07_8a41_c0ff_ee15_7a7e);
 
@@ -326,8 +332,12 @@ impl BrandEvent {
 pub struct DeviceContext {
     /// The player's IP.
     pub ip: Option<std::net::IpAddr>,
-    /// The player's device fingerprint.
+    /// The player's header fingerprint (weak: shared by everyone on the
+    /// same phone model and browser build).
     pub device_fingerprint: Option<clickstitch_shared::fingerprint::Hash128>,
+    /// The key of the brand's own high-entropy device id, if sent
+    /// ([`clickstitch_shared::fingerprint::brand_device_key`]).
+    pub device_key: Option<clickstitch_shared::fingerprint::Hash128>,
     /// ASN of the IP.
     pub asn: Option<u32>,
 }
@@ -416,6 +426,10 @@ pub struct EventRequest {
     pub device_fingerprint: Option<String>,
     /// Autonomous system number of `ip`, if the brand knows it.
     pub asn: Option<u32>,
+    /// The brand's own high-entropy device id (an SDK or JavaScript device
+    /// identifier; 8..=128 visible ASCII characters): multi-accounting is
+    /// counted per device id when sent.
+    pub device_id: Option<String>,
     /// `void`: the event id taken back.
     pub voids_event_id: Option<String>,
     /// Any event but a registration or a void: the earlier event of the
@@ -677,6 +691,23 @@ impl EventRequest {
                 )
                 .map(Some),
         };
+        let device_key = match self.device_id.as_deref() {
+            None => Some(None),
+            Some(t) if (MIN_DEVICE_ID..=MAX_DEVICE_ID).contains(&t.len())
+                && t.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(Some(clickstitch_shared::fingerprint::brand_device_key(t)))
+            }
+            Some(_) => {
+                f.0.push(Problem::new(
+                    "device_id",
+                    format!(
+                        "must be {MIN_DEVICE_ID} to {MAX_DEVICE_ID} visible ASCII characters (no spaces)"
+                    ),
+                ));
+                None
+            }
+        };
         let kind = match self.event_type.as_deref() {
             None => {
                 f.0.push(Problem::new("type", "is required"));
@@ -916,6 +947,7 @@ impl EventRequest {
             kind,
             ip,
             device_fingerprint,
+            device_key,
         ) {
             (
                 Some(event_id),
@@ -924,6 +956,7 @@ impl EventRequest {
                 Some(kind),
                 Some(ip),
                 Some(device_fingerprint),
+                Some(device_key),
             ) if f.0.is_empty() => {
                 let player_ref = match &kind {
                     EventKind::Registration { player_ref, .. } => player_ref.clone(),
@@ -943,6 +976,7 @@ impl EventRequest {
                     device: DeviceContext {
                         ip,
                         device_fingerprint,
+                        device_key,
                         asn: self.asn,
                     },
                     corrects,

@@ -16,11 +16,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use serde::Serialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use clickstitch_shared::bot::BotVerdict;
-use clickstitch_shared::fingerprint::{device_fingerprint, DeviceSignals, Hash128};
+use clickstitch_shared::fingerprint::{device_fingerprint, DeviceSignals, Hash128, VisitorId};
 use clickstitch_shared::{AffiliateId, BrandId, Click, ClickId, CountryCode, ShortCode};
 
 use crate::bounded::BoundedMap;
@@ -33,6 +32,7 @@ use crate::fraud::{
 use crate::metrics::{Metrics, ScoredKind};
 use crate::presence::PresenceFilter;
 use crate::store::fraud::{first_decisions, kind, FraudReviewRow, FraudScoreRow};
+use crate::store::fraud_review::{QueueKey, QueueQuery};
 use crate::store::rows::ClickSummaryRow;
 use crate::store::{Store, StoreError};
 
@@ -192,6 +192,59 @@ pub enum ReviewError {
     Store(#[from] StoreError),
 }
 
+/// A decision to record, and who takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// Approve or reject.
+    pub verdict: Verdict,
+    /// Who decides (a person).
+    pub reviewer: &'a str,
+    /// Which credential made the call.
+    pub credential: &'a str,
+    /// Why.
+    pub note: &'a str,
+    /// When (Unix ms).
+    pub at_ms: u64,
+}
+
+/// What became of one entity of [`Quarantine::decide_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionOutcome {
+    /// Recorded now.
+    Decided(FraudReviewRow),
+    /// An earlier decision binds (this one was not recorded).
+    AlreadyDecided {
+        /// Its verdict (None for a value this version does not know).
+        verdict: Option<Verdict>,
+        /// The earlier decision.
+        earlier: FraudReviewRow,
+    },
+    /// Nothing of this kind and id was scored for the brand.
+    NotFound,
+    /// Scored, but its newest score is not quarantined.
+    NotQuarantined,
+}
+
+/// A held entity as the review queue shows it.
+#[derive(Debug, Clone)]
+pub struct ReviewItem {
+    /// What it is.
+    pub kind: EntityKind,
+    /// Its newest score.
+    pub score: FraudScoreRow,
+    /// The binding decision, if one was taken.
+    pub decision: Option<(Verdict, FraudReviewRow)>,
+}
+
+/// One page of the review queue.
+#[derive(Debug, Clone)]
+pub struct ReviewPage {
+    /// The held entities, newest first.
+    pub items: Vec<ReviewItem>,
+    /// Where the next page starts; None on the last page.
+    pub next: Option<QueueKey>,
+}
+
 /// The outcome of scoring a batch of clicks.
 #[derive(Debug, Default)]
 pub struct ScoredClicks {
@@ -229,6 +282,9 @@ pub struct Quarantine {
     /// Recent registrations that scored above zero (carried into the
     /// first deposit's score).
     registration_scores: StdMutex<BoundedMap<(BrandId, String), u8>>,
+    /// Device keys of recent registrations, for their first deposits when
+    /// the brand sends no device id with the deposit.
+    registration_devices: StdMutex<BoundedMap<(BrandId, String), Hash128>>,
     /// Recent clicks that scored above zero, by click id (carried into
     /// their registration's score: a credited click is never held, so the
     /// held book does not know its score).
@@ -279,6 +335,7 @@ impl Quarantine {
             authoritative,
             decisions: tokio::sync::Mutex::new(()),
             registration_scores: StdMutex::new(BoundedMap::new(1_000_000)),
+            registration_devices: StdMutex::new(BoundedMap::new(1_000_000)),
             click_scores: StdMutex::new(BoundedMap::new(1_000_000)),
         }
     }
@@ -383,7 +440,7 @@ impl Quarantine {
                     brand_player_id: r.brand_player_id.clone(),
                     registered_at_ms: r.occurred_at_ms,
                     ip: r.ip.parse().ok(),
-                    device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
+                    device_key: Hash128::parse(&r.device_key).ok(),
                 }),
         );
         let aff_cutoff = cutoff_at(plan.affiliate_bucket_ms);
@@ -434,7 +491,7 @@ impl Quarantine {
                 brand_id: BrandId::from(r.brand_id),
                 brand_player_id: r.brand_player_id.clone(),
                 deposited_at_ms: r.occurred_at_ms,
-                device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
+                device_key: Hash128::parse(&r.device_key).ok(),
             }));
         Ok(())
     }
@@ -551,6 +608,10 @@ impl Quarantine {
             click_at_ms: c.clicked_at_ms(),
             ip: c.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             device_fingerprint: c.device_fingerprint.to_string(),
+            device_key: c
+                .visitor_id
+                .map(|v| v.device_key().to_string())
+                .unwrap_or_default(),
             score: score.value,
             quarantined: u8::from(score.quarantined),
             policy_version: score.policy_version.clone(),
@@ -643,6 +704,7 @@ impl Quarantine {
                             click_at_ms: c.clicked_at_ms,
                             ip: c.ip,
                             device_fingerprint: String::new(),
+                            device_key: String::new(),
                             score: 0,
                             quarantined: 0,
                             policy_version: String::new(),
@@ -687,7 +749,7 @@ impl Quarantine {
                                 brand_id: *brand_id,
                                 brand_player_id: r.brand_player_id.clone(),
                                 deposited_at_ms: r.occurred_at_ms,
-                                device_fingerprint: Hash128::parse(&r.device_fingerprint).ok(),
+                                device_key: Hash128::parse(&r.device_key).ok(),
                                 registration_score: 0,
                             })
                         })
@@ -767,6 +829,14 @@ impl Quarantine {
             ip: event.device.ip,
             asn: event.device.asn,
             device_fingerprint: event.device.device_fingerprint,
+            // The brand's device id if it sent one, else the browser's
+            // visitor cookie on the attributed click. Never the header
+            // fingerprint: strangers on the same build share it.
+            device_key: event.device.device_key.or_else(|| {
+                last_click
+                    .and_then(|c| VisitorId::parse(&c.visitor_id).ok())
+                    .map(|v| v.device_key())
+            }),
             click,
         };
         let score = self.scorer.score_registration(&facts);
@@ -777,7 +847,17 @@ impl Quarantine {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert((event.brand_id, facts.brand_player_id.clone()), score.value);
         }
-        let row = event_row(event, kind::REGISTRATION, &score, last_click, now_ms);
+        if let Some(key) = facts.device_key {
+            self.registration_devices
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((event.brand_id, facts.brand_player_id.clone()), key);
+        }
+        let mut row = event_row(event, kind::REGISTRATION, &score, last_click, now_ms);
+        row.device_key = facts
+            .device_key
+            .map(|k| k.to_string())
+            .unwrap_or_default();
         (score, row)
     }
 
@@ -815,17 +895,28 @@ impl Quarantine {
             brand_id: event.brand_id,
             brand_player_id: event.brand_player_id.as_str().to_owned(),
             deposited_at_ms: event.occurred_at_ms,
-            device_fingerprint: event.device.device_fingerprint,
+            device_key: event.device.device_key.or_else(|| {
+                self.registration_devices
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&(event.brand_id, event.brand_player_id.as_str().to_owned()))
+                    .copied()
+            }),
             registration_score,
         };
         let score = self.scorer.score_first_deposit(&facts);
         self.record(EntityKind::FirstDeposit, &score);
-        let row = event_row(event, kind::FIRST_DEPOSIT, &score, None, now_ms);
+        let mut row = event_row(event, kind::FIRST_DEPOSIT, &score, None, now_ms);
+        row.device_key = facts
+            .device_key
+            .map(|k| k.to_string())
+            .unwrap_or_default();
         Ok(Some((score, row)))
     }
 
     /// Records an operator's decision on a quarantined entity. The first
-    /// decision is binding; the row is durable when this returns.
+    /// decision is binding; the row is durable when this returns. The
+    /// single-entity case of [`Quarantine::decide_many`].
     #[allow(clippy::too_many_arguments)]
     pub async fn decide(
         &self,
@@ -838,116 +929,156 @@ impl Quarantine {
         note: &str,
         now_ms: u64,
     ) -> Result<FraudReviewRow, ReviewError> {
-        let _one_at_a_time = self.decisions.lock().await;
-        let scores = self
-            .store
-            .scores_of(brand.as_uuid(), kind.code(), &[id.to_owned()])
-            .await?;
-        let Some(score) = scores.into_iter().find(|r| r.quarantined == 1) else {
-            return Err(ReviewError::NotQuarantined {
-                kind: kind.as_str(),
-                id: id.to_owned(),
-            });
+        let decision = Decision {
+            verdict,
+            reviewer,
+            credential,
+            note,
+            at_ms: now_ms,
         };
-        let earlier = first_decisions(
-            self.store
-                .reviews_of(brand.as_uuid(), kind.code(), id)
-                .await?,
-        );
-        if let Some(d) = earlier.into_values().next() {
-            return Err(ReviewError::AlreadyDecided {
+        let outcome = self
+            .decide_many(brand, &[(kind, id.to_owned())], decision)
+            .await?
+            .pop();
+        match outcome {
+            Some(DecisionOutcome::Decided(row)) => Ok(row),
+            Some(DecisionOutcome::AlreadyDecided { verdict, earlier }) => {
+                Err(ReviewError::AlreadyDecided {
+                    kind: kind.as_str(),
+                    id: id.to_owned(),
+                    verdict: verdict.map_or("decided", Verdict::as_str),
+                    reviewer: earlier.reviewer,
+                })
+            }
+            _ => Err(ReviewError::NotQuarantined {
                 kind: kind.as_str(),
                 id: id.to_owned(),
-                verdict: Verdict::from_code(d.decision).map_or("decided", Verdict::as_str),
-                reviewer: d.reviewer,
-            });
+            }),
         }
-        let row = FraudReviewRow {
-            review_id: Uuid::now_v7(),
-            brand_id: brand.as_uuid(),
-            entity_kind: kind.code(),
-            entity_id: id.to_owned(),
-            brand_player_id: score.brand_player_id,
-            decision: verdict.code(),
-            reviewer: reviewer.to_owned(),
-            credential: credential.to_owned(),
-            note: note.to_owned(),
-            decided_at: secs(now_ms),
-            decided_at_ms: now_ms,
-        };
-        self.store.save_review(&row).await?;
-        self.metrics.review_decision(verdict.as_str());
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.insert(
-            (brand, kind, id.to_owned()),
-            Held {
-                score: score.score,
-                review: Review::Decided(verdict),
-            },
-        );
-        Ok(row)
     }
 
-    /// Quarantined entities with their review state, newest first, as the
-    /// review API shows them.
-    pub async fn list(
+    /// Records one decision on each of a brand's `entities` that is
+    /// quarantined and not decided yet (one `fraud_reviews` row each, all in
+    /// one INSERT: durable together when this returns, or none on an error);
+    /// says per entity, in order, what became of it. An entity listed twice
+    /// is decided once (the repeat is `AlreadyDecided`).
+    pub async fn decide_many(
         &self,
-        brand: Option<BrandId>,
-        kind: Option<EntityKind>,
-        state: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Value>, StoreError> {
-        let mut scores = self.store.quarantined_scores().await?;
-        let reviews = first_decisions(self.store.reviews().await?);
-        scores.retain(|r| {
-            brand.is_none_or(|b| b.as_uuid() == r.brand_id)
-                && kind.is_none_or(|k| k.code() == r.entity_kind)
-        });
-        scores.sort_by(|a, b| {
-            b.occurred_at_ms
-                .cmp(&a.occurred_at_ms)
-                .then(a.entity_id.cmp(&b.entity_id))
-        });
-        let mut out = Vec::new();
-        for r in scores {
-            let decision = reviews.get(&(r.brand_id, r.entity_kind, r.entity_id.clone()));
-            let status = decision
-                .and_then(|d| Verdict::from_code(d.decision))
-                .map_or("pending", Verdict::as_str);
-            if state.is_some_and(|s| s != status) {
-                continue;
-            }
-            let signals: Value = serde_json::from_str(&r.signals).unwrap_or(Value::Null);
-            let mut item = json!({
-                "brand_id": r.brand_id.to_string(),
-                "kind": EntityKind::from_code(r.entity_kind).map_or("unknown", EntityKind::as_str),
-                "id": r.entity_id,
-                "player_id": (!r.brand_player_id.is_empty()).then_some(r.brand_player_id.clone()),
-                "affiliate_id": r.affiliate_id.map(|a| a.to_string()),
-                "link_code": (!r.link_code.is_empty()).then_some(r.link_code.clone()),
-                "occurred_at_ms": r.occurred_at_ms,
-                "score": r.score,
-                "policy_version": r.policy_version,
-                "signals": signals,
-                "escalated_by": (!r.escalated_by.is_empty()).then_some(r.escalated_by.clone()),
-                "status": status,
-            });
-            if let Some(d) = decision {
-                item["decision"] = json!({
-                    "review_id": d.review_id.to_string(),
-                    "verdict": status,
-                    "reviewer": d.reviewer,
-                    "credential": d.credential,
-                    "note": d.note,
-                    "decided_at_ms": d.decided_at_ms,
-                });
-            }
-            out.push(item);
-            if out.len() >= limit {
-                break;
-            }
+        brand: BrandId,
+        entities: &[(EntityKind, String)],
+        decision: Decision<'_>,
+    ) -> Result<Vec<DecisionOutcome>, StoreError> {
+        let _one_at_a_time = self.decisions.lock().await;
+        let keys: Vec<(Uuid, i8, String)> = entities
+            .iter()
+            .map(|(k, id)| (brand.as_uuid(), k.code(), id.clone()))
+            .collect();
+        let scores: HashMap<(Uuid, i8, String), FraudScoreRow> = self
+            .store
+            .scores_of_keys(&keys)
+            .await?
+            .into_iter()
+            .map(|r| ((r.brand_id, r.entity_kind, r.entity_id.clone()), r))
+            .collect();
+        let mut earlier = self.store.first_reviews_of(&keys).await?;
+        let mut outcomes = Vec::with_capacity(keys.len());
+        let mut rows = Vec::new();
+        for key in keys {
+            let outcome = match (scores.get(&key), earlier.get(&key)) {
+                (None, _) => DecisionOutcome::NotFound,
+                (Some(s), _) if s.quarantined != 1 => DecisionOutcome::NotQuarantined,
+                (Some(_), Some(d)) => DecisionOutcome::AlreadyDecided {
+                    verdict: Verdict::from_code(d.decision),
+                    earlier: d.clone(),
+                },
+                (Some(s), None) => {
+                    let row = FraudReviewRow {
+                        review_id: Uuid::now_v7(),
+                        brand_id: key.0,
+                        entity_kind: key.1,
+                        entity_id: key.2.clone(),
+                        brand_player_id: s.brand_player_id.clone(),
+                        decision: decision.verdict.code(),
+                        reviewer: decision.reviewer.to_owned(),
+                        credential: decision.credential.to_owned(),
+                        note: decision.note.to_owned(),
+                        decided_at: secs(decision.at_ms),
+                        decided_at_ms: decision.at_ms,
+                    };
+                    earlier.insert(key, row.clone());
+                    rows.push(row.clone());
+                    DecisionOutcome::Decided(row)
+                }
+            };
+            outcomes.push(outcome);
         }
-        Ok(out)
+        self.store.save_reviews(&rows).await?;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &rows {
+            self.metrics.review_decision(decision.verdict.as_str());
+            let key = (r.brand_id, r.entity_kind, r.entity_id.clone());
+            let (Some(kind), Some(score)) = (EntityKind::from_code(r.entity_kind), scores.get(&key))
+            else {
+                continue;
+            };
+            held.insert(
+                (brand, kind, r.entity_id.clone()),
+                Held {
+                    score: score.score,
+                    review: Review::Decided(decision.verdict),
+                },
+            );
+        }
+        Ok(outcomes)
+    }
+
+    /// One page of the review queue (held entities with their newest score
+    /// and binding decision, newest first; see [`QueueQuery`]): at most
+    /// `query.limit` items, selected in ClickHouse, and the key to continue
+    /// after when more follow.
+    pub async fn review_page(
+        &self,
+        query: &QueueQuery,
+        now_ms: u64,
+    ) -> Result<ReviewPage, StoreError> {
+        let wanted = query.limit;
+        let mut rows = self
+            .store
+            .review_queue_page(
+                &QueueQuery {
+                    limit: wanted + 1,
+                    ..query.clone()
+                },
+                now_ms,
+            )
+            .await?;
+        let next = (rows.len() > wanted).then(|| {
+            rows.truncate(wanted);
+            rows.last().map(QueueKey::of)
+        });
+        let keys: Vec<(Uuid, i8, String)> = rows
+            .iter()
+            .map(|r| (r.brand_id, r.entity_kind, r.entity_id.clone()))
+            .collect();
+        let mut decisions = self.store.first_reviews_of(&keys).await?;
+        let items = rows
+            .into_iter()
+            .filter_map(|score| {
+                let kind = EntityKind::from_code(score.entity_kind)?;
+                let decision = decisions
+                    .remove(&(score.brand_id, score.entity_kind, score.entity_id.clone()))
+                    .and_then(|d| Some((Verdict::from_code(d.decision)?, d)));
+                Some(ReviewItem {
+                    kind,
+                    score,
+                    decision,
+                })
+            })
+            .collect();
+        Ok(ReviewPage {
+            items,
+            next: next.flatten(),
+        })
     }
 
     /// Players whose registration or first deposit is held, for the
@@ -992,6 +1123,7 @@ fn registration_facts_of(r: &FraudScoreRow) -> RegistrationFacts {
         ip: r.ip.parse().ok(),
         asn: None,
         device_fingerprint: device,
+        device_key: Hash128::parse(&r.device_key).ok(),
         // Escalation scopes only need the click time (long CTIT). The
         // click's device is not stored with the registration, and the
         // registration's own is missing when the brand reports none: a
@@ -1031,6 +1163,7 @@ fn event_row(
             .device_fingerprint
             .map(|f| f.to_string())
             .unwrap_or_default(),
+        device_key: String::new(),
         score: score.value,
         quarantined: u8::from(score.quarantined),
         policy_version: score.policy_version.clone(),
@@ -1072,6 +1205,7 @@ mod tests {
             click_at_ms: HOUR_MS,
             ip: String::new(),
             device_fingerprint: device_fingerprint.into(),
+            device_key: String::new(),
             score: 0,
             quarantined: 0,
             policy_version: String::new(),

@@ -154,6 +154,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let admin = Router::new()
         .route("/brands", post(admin::create_brand).get(admin::list_brands))
         .route(
+            "/brands/{brand_id}",
+            axum::routing::patch(admin::update_brand),
+        )
+        .route(
             "/affiliates",
             post(admin::create_affiliate).get(admin::list_affiliates),
         )
@@ -189,6 +193,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(events::get_attribution),
         )
         .route("/fraud/quarantine", get(fraud::list))
+        .route("/fraud/quarantine/decisions", post(fraud::decide_many))
         .route(
             "/fraud/quarantine/{kind}/{id}/decision",
             post(fraud::decide),
@@ -522,8 +527,8 @@ async fn warm_click_index(
         Some(from_ms),
     );
     let devices = store
-        .each_device_click_count(from_ms, |r| {
-            index.count_device(BrandId::from(r.brand_id), &r.device_fingerprint, r.clicks)
+        .each_visitor_click_count(from_ms, |r| {
+            index.count_device(BrandId::from(r.brand_id), &r.visitor_id, r.clicks)
         })
         .await?;
     tracing::info!(

@@ -12,12 +12,12 @@
 
 use std::sync::{Arc, Mutex as StdMutex};
 
-use clickstitch_shared::fingerprint::Hash128;
+use clickstitch_shared::fingerprint::VisitorId;
 use clickstitch_shared::{AffiliateId, BrandId, CampaignId, ClickId, ShortCode};
 use serde_json::{json, Value};
 
 use crate::attribution::{
-    attribute, fingerprint_query, AttributionStatus, Decision, FoundClick, KycEvent, Registration,
+    attribute, visitor_query, AttributionStatus, Decision, FoundClick, KycEvent, Registration,
     RulesStore,
 };
 use crate::bounded::BoundedMap;
@@ -25,7 +25,7 @@ use crate::catalog::Catalog;
 use crate::click_index::ClickIndex;
 use crate::events::{BrandEvent, BrandPlayerId, EventKind, KycStatus, PlayerId};
 use crate::quarantine::{EntityKind, Quarantine};
-use crate::store::queries::FingerprintKey;
+use crate::store::queries::VisitorKey;
 use crate::store::rows::{AttributionRow, ClickSummaryRow};
 use crate::store::{Lookups, Store, StoreError};
 
@@ -112,7 +112,11 @@ impl TryFrom<ClickSummaryRow> for FoundClick {
             sub_affiliate_id: r.sub_affiliate_id.map(AffiliateId::from),
             campaign_id: CampaignId::from(r.campaign_id),
             link_code: ShortCode::parse(&r.link_code).map_err(|e| e.to_string())?,
-            device_fingerprint: Hash128::parse(&r.device_fingerprint).map_err(|e| e.to_string())?,
+            visitor_id: if r.visitor_id.is_empty() {
+                None
+            } else {
+                Some(VisitorId::parse(&r.visitor_id).map_err(|e| e.to_string())?)
+            },
             is_bot: r.is_bot != 0,
             is_duplicate: r.is_duplicate != 0,
             quarantined: false,
@@ -253,22 +257,22 @@ impl Stitcher {
             clicks.extend(found(rows.clone()));
             summaries.extend(rows);
         }
-        let query = fingerprint_query(&registration, &clicks, &rules).filter(|q| {
+        let query = visitor_query(&registration, &clicks, &rules).filter(|q| {
             !self
                 .clicks
-                .certainly_no_other_clicks(q.brand_id, &q.fingerprints, q.from_ms, &clicks)
+                .certainly_no_other_clicks(q.brand_id, &q.visitors, q.from_ms, &clicks)
         });
         if let Some(q) = query {
-            let key = FingerprintKey {
+            let key = VisitorKey {
                 brand_id: q.brand_id,
-                fingerprints: q.fingerprints,
+                visitors: q.visitors,
                 from_ms: q.from_ms,
                 to_ms: q.to_ms,
                 limit: q.limit,
             };
             let rows = self
                 .lookups
-                .fingerprints
+                .visitors
                 .get(key)
                 .await?
                 .unwrap_or_default();

@@ -164,6 +164,7 @@ impl Fixture {
             ip: Some(ip(i + (1 << 31))),
             asn: Some(3320),
             device_fingerprint: Some(dev),
+            device_key: Some(dev),
             click: Some(ClickContext {
                 clicked_at_ms: at - 25 * 60_000,
                 device_fingerprint: dev,

@@ -158,6 +158,7 @@ pub mod edge {
                 tls_client_ciphers_sha1: "kXVpZP9sUAhNHqVnMiCbYb2bXbM=",
                 tls_client_extensions_sha1: "OWFiM2I5ZGU5NTc5YmE0MWMzYTA=",
                 verified_bot: false,
+                visitor_id: None,
             };
             let bytes = r.to_le_bytes();
             let random = [
@@ -354,6 +355,7 @@ pub mod clicks {
                 let link = &links[i % links.len()];
                 let (country, region, city, asn, colo, lang) = PLACES[i % PLACES.len()];
                 let raw = RawClick {
+                    visitor_id: format!("{:032x}", (i as u128 + 1) * 0x9e37_79b9_7f4a_7c15),
                     click_id: String::new(),
                     clicked_at_ms: 0,
                     link_code: link.code.clone(),

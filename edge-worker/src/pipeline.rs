@@ -13,7 +13,9 @@ use clickstitch_shared::bot::{self, BotVerdict};
 use clickstitch_shared::click::{
     truncate_utf8, MAX_ACCEPT_LANGUAGE, MAX_COLO, MAX_PLACE, MAX_REFERRER, MAX_USER_AGENT,
 };
-use clickstitch_shared::fingerprint::{device_fingerprint, identity_hash, DeviceSignals};
+use clickstitch_shared::fingerprint::{
+    device_fingerprint, identity_hash, DeviceSignals, VisitorId,
+};
 use clickstitch_shared::geo::{self, GeoDecision};
 use clickstitch_shared::subid::SubIds;
 use clickstitch_shared::{
@@ -61,6 +63,10 @@ pub struct ClickRequest<'a> {
     pub tls_client_extensions_sha1: &'a str,
     /// Cloudflare says this is a verified bot (`cf.botManagement.verifiedBot`).
     pub verified_bot: bool,
+    /// The browser's visitor id: read from its cookie, or newly drawn by the
+    /// runtime when the brand allows the cookie. `None` when the brand does
+    /// not (the runtime then neither reads nor sets the cookie).
+    pub visitor_id: Option<VisitorId>,
 }
 
 /// The answer to the player.
@@ -170,6 +176,8 @@ impl Pipeline {
                 tls_client_extensions_sha1: req.tls_client_extensions_sha1,
             }),
             identity_hash: identity,
+            // A bot's cookie identifies nothing worth keeping.
+            visitor_id: if verdict.is_bot() { None } else { req.visitor_id },
             bot: verdict,
             is_duplicate,
         };

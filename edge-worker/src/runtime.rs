@@ -3,7 +3,7 @@
 //! queue or by the direct buffer; and the queue consumer.
 //!
 //! Owns all IO of the edge: the aggregator calls (link lookups, batch
-//! posts), the Cache API tier, `waitUntil` scheduling and the per-isolate
+//! posts), the visitor cookie's header and random bytes, the Cache API tier, `waitUntil` scheduling and the per-isolate
 //! state. Decisions are made in the pure modules; nothing here decides
 //! whether a click is a bot or where it goes.
 
@@ -19,12 +19,14 @@ use worker::{
     Request, RequestInit, Response,
 };
 
+use clickstitch_shared::fingerprint::VisitorId;
 use clickstitch_shared::{CountryCode, LinkDefinition, ShortCode};
 
 use crate::buffer::{to_batch, ClickBuffer, EdgeRecord};
 use crate::config::{Delivery, EdgeConfig};
 use crate::link_cache::{LinkCache, Lookup};
 use crate::pipeline::{Answer, ClickRequest, Pipeline};
+use crate::visitor;
 
 /// Distinct visitor/link pairs remembered for duplicate detection.
 const DEDUP_CAPACITY: usize = 200_000;
@@ -91,6 +93,14 @@ fn random_bytes() -> [u8; 10] {
     b
 }
 
+/// 16 random bytes for a new visitor id (all zeros, if the source ever
+/// failed, give no id rather than a shared one: see `VisitorId::from_random`).
+fn visitor_random_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    b
+}
+
 fn text_response(status: u16, body: &str) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "text/plain; charset=utf-8")?;
@@ -137,14 +147,23 @@ pub async fn handle_fetch(req: Request, env: Env, ctx: Context) -> worker::Resul
     };
 
     let facts = RequestFacts::read(&req)?;
+    // The brand's consent setting: without it the cookie is neither read
+    // nor set, and the click has no visitor id.
+    let visitor = if link.visitor_cookie {
+        let cookie = req.headers().get("cookie").ok().flatten();
+        visitor::choose(cookie.as_deref(), visitor_random_bytes)
+    } else {
+        None
+    };
     let outcome = with_isolate(&env, |s| {
         s.pipeline.handle(
             &link,
-            &facts.as_click_request(method == Method::Head),
+            &facts.as_click_request(method == Method::Head, visitor),
             now,
             random_bytes(),
         )
     })?;
+    let set_cookie = visitor::cookie_for(visitor, &outcome);
     deliver(&env, &ctx, &config, outcome.record)?;
 
     match outcome.answer {
@@ -153,6 +172,9 @@ pub async fn handle_fetch(req: Request, env: Env, ctx: Context) -> worker::Resul
             headers.set("location", &location)?;
             headers.set("cache-control", "no-store")?;
             headers.set("referrer-policy", "no-referrer-when-downgrade")?;
+            if let Some(cookie) = set_cookie {
+                headers.set("set-cookie", &cookie)?;
+            }
             Ok(Response::empty()?.with_status(302).with_headers(headers))
         }
         Answer::UnavailableForLegalReasons => text_response(
@@ -224,7 +246,7 @@ impl RequestFacts {
         })
     }
 
-    fn as_click_request(&self, is_head: bool) -> ClickRequest<'_> {
+    fn as_click_request(&self, is_head: bool, visitor_id: Option<VisitorId>) -> ClickRequest<'_> {
         let country = self
             .cf
             .country
@@ -254,6 +276,7 @@ impl RequestFacts {
                 .as_ref()
                 .and_then(|b| b.verified_bot)
                 .unwrap_or(false),
+            visitor_id,
         }
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bot::{BotReason, BotVerdict};
 use crate::country::CountryCode;
-use crate::fingerprint::Hash128;
+use crate::fingerprint::{Hash128, VisitorId};
 use crate::geo::GeoBlockReason;
 use crate::ids::{AffiliateId, BrandId, CampaignId, ClickId, ShortCode};
 use crate::subid::SubIds;
@@ -80,6 +80,9 @@ pub struct Click {
     pub device_fingerprint: Hash128,
     /// See [`crate::fingerprint::identity_hash`].
     pub identity_hash: Hash128,
+    /// The browser's first-party visitor cookie, when the brand allows it
+    /// and the browser keeps cookies (see [`VisitorId`]).
+    pub visitor_id: Option<VisitorId>,
     /// Bot screening verdict.
     pub bot: BotVerdict,
     /// A repeat of the same identity on the same link within an hour.
@@ -164,6 +167,9 @@ pub struct RawClick {
     pub accept_language: String,
     pub device_fingerprint: String,
     pub identity_hash: String,
+    /// Empty when the edge set no visitor cookie.
+    #[serde(default)]
+    pub visitor_id: String,
     #[serde(default)]
     pub is_bot: bool,
     #[serde(default)]
@@ -297,6 +303,12 @@ impl TryFrom<RawClick> for Click {
             Hash128::parse(&raw.device_fingerprint),
         );
         let identity_hash = c.check("identity_hash", Hash128::parse(&raw.identity_hash));
+        let visitor_id = if raw.visitor_id.is_empty() {
+            Some(None)
+        } else {
+            c.check("visitor_id", VisitorId::parse(&raw.visitor_id))
+                .map(Some)
+        };
         let bot = match (raw.is_bot, raw.bot_reason.as_str()) {
             (false, "") => Some(BotVerdict::Human),
             (true, reason) => match BotReason::parse(reason) {
@@ -331,6 +343,7 @@ impl TryFrom<RawClick> for Click {
             accept_language,
             device_fingerprint,
             identity_hash,
+            visitor_id,
             bot,
         ) {
             (
@@ -350,6 +363,7 @@ impl TryFrom<RawClick> for Click {
                 Some(accept_language),
                 Some(device_fingerprint),
                 Some(identity_hash),
+                Some(visitor_id),
                 Some(bot),
             ) => Ok(Click {
                 click_id,
@@ -370,6 +384,7 @@ impl TryFrom<RawClick> for Click {
                 accept_language,
                 device_fingerprint,
                 identity_hash,
+                visitor_id,
                 bot,
                 is_duplicate: raw.is_duplicate,
             }),
@@ -415,6 +430,7 @@ impl From<&Click> for RawClick {
             accept_language: c.accept_language.clone(),
             device_fingerprint: c.device_fingerprint.to_string(),
             identity_hash: c.identity_hash.to_string(),
+            visitor_id: c.visitor_id.map(|v| v.to_string()).unwrap_or_default(),
             is_bot,
             bot_reason,
             is_duplicate: c.is_duplicate,

@@ -1,7 +1,9 @@
-//! Hashes that recognise a returning visitor without storing who they are:
-//! the identity hash (IP + user agent, keyed with a secret salt, used to mark
-//! duplicate clicks) and the device fingerprint (stable request headers and
-//! client hints, used to join a player's clicks across IPs).
+//! What recognises a returning visitor without storing who they are: the
+//! identity hash (IP + user agent, keyed with a secret salt, used to mark
+//! duplicate clicks), the device fingerprint (stable request headers and
+//! client hints: a *weak* signal, since everyone on the same phone model,
+//! browser build and language shares it) and the visitor id (a random
+//! first-party cookie value: one browser profile, high entropy).
 //!
 //! Owns the inputs and the hash construction. Does not read requests: the
 //! edge extracts the header values and hands them in.
@@ -62,6 +64,58 @@ impl<'de> Deserialize<'de> for Hash128 {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         Self::parse(&text).map_err(serde::de::Error::custom)
     }
+}
+
+/// A browser's visitor id: 128 random bits the edge keeps in a first-party
+/// cookie on the tracking domain, shown as 32 lower-case hex characters.
+/// Unlike the [`device_fingerprint`], two browsers share one only by
+/// sharing the cookie jar (the same browser profile), so it is a
+/// high-entropy identity that fraud scoring and attribution may rely on.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VisitorId(Hash128);
+
+impl VisitorId {
+    /// Parses 32 lower-case hex characters.
+    pub fn parse(text: &str) -> Result<Self, HashError> {
+        let hash = Hash128::parse(text)?;
+        if hash.0 == [0; 16] {
+            return Err(HashError);
+        }
+        Ok(Self(hash))
+    }
+
+    /// The visitor id as a device key for fraud scoring (the same bits).
+    pub fn device_key(&self) -> Hash128 {
+        self.0
+    }
+
+    /// A new visitor id from 16 random bytes (the caller draws them).
+    /// `None` when all bytes are zero (a broken random source).
+    pub fn from_random(bytes: [u8; 16]) -> Option<Self> {
+        (bytes != [0; 16]).then_some(Self(Hash128(bytes)))
+    }
+}
+
+impl fmt::Display for VisitorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for VisitorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VisitorId({})", self.0)
+    }
+}
+
+/// The device key of a brand's own device id (an SDK or JavaScript device
+/// identifier sent with events): SHA-256 over a domain prefix and the id,
+/// cut to 128 bits, so the id itself is not kept.
+pub fn brand_device_key(device_id: &str) -> Hash128 {
+    let mut h = Sha256::new();
+    h.update(b"clickstitch brand device id\0");
+    h.update(device_id.as_bytes());
+    Hash128::from_digest(&h.finalize())
 }
 
 /// The identity of a visitor for duplicate detection: HMAC-SHA256 keyed with
@@ -149,6 +203,15 @@ mod tests {
         };
         assert_eq!(device_fingerprint(&base), device_fingerprint(&base));
         assert_ne!(device_fingerprint(&base), device_fingerprint(&other_lang));
+    }
+
+    #[test]
+    fn visitor_ids_round_trip_and_refuse_zero_and_other_text() {
+        let v = VisitorId::from_random([7; 16]).unwrap();
+        assert_eq!(VisitorId::parse(&v.to_string()), Ok(v));
+        assert!(VisitorId::from_random([0; 16]).is_none());
+        assert!(VisitorId::parse("00000000000000000000000000000000").is_err());
+        assert!(VisitorId::parse("not-a-visitor").is_err());
     }
 
     #[test]

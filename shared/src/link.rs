@@ -37,8 +37,19 @@ pub struct LinkDefinition {
     /// How much of the player's IP the brand allows us to store.
     #[serde(default)]
     pub ip_storage: IpStorage,
+    /// Whether the brand allows the edge's first-party visitor cookie
+    /// (`cs_vid`, a random [`crate::fingerprint::VisitorId`]). When false the
+    /// edge neither reads nor sets it and clicks carry no visitor id.
+    /// Defaults to true, so definitions from aggregators that predate the
+    /// setting still parse.
+    #[serde(default = "visitor_cookie_default")]
+    pub visitor_cookie: bool,
     /// Monotonic version of this definition (ms since epoch of last change).
     pub version: u64,
+}
+
+fn visitor_cookie_default() -> bool {
+    true
 }
 
 /// Maps a link owner and its ancestors (nearest parent first) to the
@@ -85,5 +96,22 @@ mod tests {
         let ok = json.replace("http://evil.example/", "https://brand.example/");
         let def: LinkDefinition = serde_json::from_str(&ok).expect("valid");
         assert_eq!(def.destination.host(), "brand.example");
+        // An older aggregator's answer has no `visitor_cookie`: allowed.
+        assert!(def.visitor_cookie);
+    }
+
+    #[test]
+    fn the_visitor_cookie_setting_round_trips() {
+        let json = r#"{"code":"abcdefg1","brand_id":"0190a1b2-0000-7000-8000-000000000001",
+            "affiliate_id":"0190a1b2-0000-7000-8000-000000000002","sub_affiliate_id":null,
+            "campaign_id":"0190a1b2-0000-7000-8000-000000000003",
+            "destination":"https://brand.example/","jurisdiction":{"name":"MGA"},
+            "visitor_cookie":false,"version":1}"#;
+        let def: LinkDefinition = serde_json::from_str(json).expect("valid");
+        assert!(!def.visitor_cookie);
+        let again: LinkDefinition =
+            serde_json::from_str(&serde_json::to_string(&def).expect("json")).expect("valid");
+        assert!(!again.visitor_cookie);
+        assert_eq!(format!("{again:?}"), format!("{def:?}"));
     }
 }

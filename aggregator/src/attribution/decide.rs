@@ -16,14 +16,17 @@
 //!    Each gets a [`ClickCheck`]; the ones that pass are touchpoints (a
 //!    click the edge flagged `is_duplicate` still counts when reported: the
 //!    brand saw it).
-//! 2. The **device** of the player is the set of device fingerprints of the
-//!    reported clicks that exist, belong to the brand and are human (inside
-//!    the window or not: an old cookie still identifies the device).
-//! 3. **Fingerprint matches** are the other found clicks of the same brand
-//!    with one of those fingerprints, human and inside the window. If there
-//!    are more than the rules' `max_extra_touchpoints`, none is used (a
-//!    header-based fingerprint is shared by strangers with the same browser
-//!    build; that many matches means the evidence is ambiguous). Otherwise
+//! 2. The **device** of the player is the set of visitor ids (the edge's
+//!    first-party cookie: one browser profile) of the reported clicks that
+//!    exist, belong to the brand, are human and carry one (inside the
+//!    window or not: an old cookie still identifies the browser). The
+//!    header fingerprint is never used here: strangers on the same phone
+//!    model and browser build share it.
+//! 3. **Visitor matches** (the rules' `fingerprint_matching`) are the other
+//!    found clicks of the same brand with one of those visitor ids, human
+//!    and inside the window. If there are more than the rules'
+//!    `max_extra_touchpoints`, none is used (the evidence is ambiguous: a
+//!    shared browser, or a cookie copied between machines). Otherwise
 //!    they are added, except those flagged `is_duplicate` (a repeat of the
 //!    same visitor on the same link within the hour, whose original click is
 //!    a match itself).
@@ -42,7 +45,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use clickstitch_shared::fingerprint::Hash128;
+use clickstitch_shared::fingerprint::VisitorId;
 use clickstitch_shared::{
     AffiliateId, BrandId, CampaignId, Click, ClickId, CountryCode, ShortCode,
 };
@@ -67,7 +70,7 @@ pub struct Registration {
 }
 
 /// A click the IO layer found in the click store (by a reported id or by a
-/// [`FingerprintQuery`]). Its time is its click id's timestamp.
+/// [`VisitorQuery`]). Its time is its click id's timestamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundClick {
     /// UUIDv7 click id.
@@ -82,8 +85,8 @@ pub struct FoundClick {
     pub campaign_id: CampaignId,
     /// The short link.
     pub link_code: ShortCode,
-    /// Device fingerprint.
-    pub device_fingerprint: Hash128,
+    /// The browser's visitor cookie, when the click carried one.
+    pub visitor_id: Option<VisitorId>,
     /// Screened as a bot: never a touchpoint.
     pub is_bot: bool,
     /// A repeat of the same visitor on the same link within the hour.
@@ -109,7 +112,7 @@ impl From<&Click> for FoundClick {
             sub_affiliate_id: c.sub_affiliate_id,
             campaign_id: c.campaign_id,
             link_code: c.link_code.clone(),
-            device_fingerprint: c.device_fingerprint,
+            visitor_id: c.visitor_id,
             is_bot: c.bot.is_bot(),
             is_duplicate: c.is_duplicate,
             quarantined: false,
@@ -554,17 +557,17 @@ pub fn place(registered_at_ms: u64, clicked_at_ms: u64, window_ms: u64) -> Place
 }
 
 /// What the IO layer should fetch to find the fingerprint matches: clicks of
-/// `brand_id` with `device_fingerprint` in `fingerprints` and click time in
+/// `brand_id` with `visitor_id` in `visitors` and click time in
 /// `from_ms..=to_ms` (table `clicks_by_fingerprint`, then the full rows from
 /// `clicks`), newest first, at most `limit` rows. Fetching no more than
 /// `limit` never changes the decision: it can only hide candidates when
 /// there are already too many.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FingerprintQuery {
+pub struct VisitorQuery {
     /// Brand.
     pub brand_id: BrandId,
-    /// Device fingerprints of the reported clicks.
-    pub fingerprints: Vec<Hash128>,
+    /// Visitor ids of the reported clicks.
+    pub visitors: Vec<VisitorId>,
     /// Window start, Unix ms, inclusive.
     pub from_ms: u64,
     /// Registration time, Unix ms, inclusive.
@@ -576,23 +579,23 @@ pub struct FingerprintQuery {
 /// The fingerprint query for a registration, given the clicks found for its
 /// reported ids; None when fingerprint matching is off or no reported click
 /// identifies a device.
-pub fn fingerprint_query(
+pub fn visitor_query(
     registration: &Registration,
     reported_found: &[FoundClick],
     rule_set: &RuleSet,
-) -> Option<FingerprintQuery> {
+) -> Option<VisitorQuery> {
     let rules = rule_set.lookup(registration.brand_id, registration.country);
     if !rules.fingerprint().enabled() {
         return None;
     }
     let reported: BTreeSet<ClickId> = registration.reported_click_ids.iter().copied().collect();
-    let fingerprints = devices(registration, reported_found, &reported);
-    if fingerprints.is_empty() {
+    let visitors = devices(registration, reported_found, &reported);
+    if visitors.is_empty() {
         return None;
     }
-    Some(FingerprintQuery {
+    Some(VisitorQuery {
         brand_id: registration.brand_id,
-        fingerprints: fingerprints.into_iter().collect(),
+        visitors: visitors.into_iter().collect(),
         from_ms: registration
             .registered_at_ms
             .saturating_sub(rules.window().as_ms()),
@@ -606,13 +609,13 @@ fn devices(
     registration: &Registration,
     found: &[FoundClick],
     reported: &BTreeSet<ClickId>,
-) -> BTreeSet<Hash128> {
+) -> BTreeSet<VisitorId> {
     found
         .iter()
         .filter(|c| {
             reported.contains(&c.click_id) && c.brand_id == registration.brand_id && !c.is_bot
         })
-        .map(|c| c.device_fingerprint)
+        .filter_map(|c| c.visitor_id)
         .collect()
 }
 
@@ -620,7 +623,7 @@ fn devices(
 /// gives for its brand and country.
 ///
 /// `found` holds every click the IO layer found: those with the reported ids
-/// (whatever their brand) and the results of the [`fingerprint_query`]; it
+/// (whatever their brand) and the results of the [`visitor_query`]; it
 /// may contain extra or repeated clicks, every condition is checked here.
 /// `traffic` needs the traffic types of the affiliate and sub-affiliate
 /// accounts of those clicks.
@@ -693,7 +696,7 @@ pub fn attribute_with(
                     !seen.contains(&c.click_id)
                         && c.brand_id == registration.brand_id
                         && !c.is_bot
-                        && device.contains(&c.device_fingerprint)
+                        && c.visitor_id.is_some_and(|v| device.contains(&v))
                         && place(reg_ms, c.clicked_at_ms(), window_ms) == Placement::Inside
                 })
                 .collect();

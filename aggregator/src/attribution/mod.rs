@@ -15,7 +15,7 @@
 //! ```text
 //! let rules = store.current();                      // Arc<RuleSet>, one per event
 //! let found = clicks_by_id(&registration.reported_click_ids).await?;
-//! if let Some(q) = fingerprint_query(&registration, &found, &rules) {
+//! if let Some(q) = visitor_query(&registration, &found, &rules) {
 //!     found.extend(clicks_by_fingerprint(&q).await?);
 //! }
 //! let decision = attribute(&registration, &found, &traffic_types, &rules);
@@ -30,8 +30,8 @@ pub mod rules;
 
 pub use credit::{HalfLife, Model, PositionSplit};
 pub use decide::{
-    attribute, attribute_with, fingerprint_query, AffiliateCredit, Attribution, Basis, ClickCheck,
-    Decision, ExcludedTouchpoint, FingerprintOutcome, FingerprintQuery, FoundClick, Ineligibility,
+    attribute, attribute_with, visitor_query, AffiliateCredit, Attribution, Basis, ClickCheck,
+    Decision, ExcludedTouchpoint, FingerprintOutcome, VisitorQuery, FoundClick, Ineligibility,
     Origin, Registration, ReportedClick, Touchpoint, TrafficTypes, Unattributed,
     UnattributedReason,
 };

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use clickstitch_shared::fingerprint::Hash128;
+use clickstitch_shared::fingerprint::VisitorId;
 use clickstitch_shared::{
     AffiliateId, BrandId, CampaignId, ClickId, ClickIdGenerator, CountryCode, ShortCode,
 };
@@ -28,8 +28,8 @@ fn aff(n: u128) -> AffiliateId {
     AffiliateId::from(uuid(0xa000 + n))
 }
 
-fn fp(n: u8) -> Hash128 {
-    Hash128::parse(&format!("{n:032x}")).expect("hash")
+fn fp(n: u8) -> VisitorId {
+    VisitorId::parse(&format!("{n:032x}")).expect("visitor id")
 }
 
 fn cc(c: &str) -> CountryCode {
@@ -59,7 +59,7 @@ fn click_at(salt: u8, ms: u64, a: u128) -> FoundClick {
         sub_affiliate_id: None,
         campaign_id: CampaignId::from(uuid(0xc001)),
         link_code: ShortCode::parse("abcDEF123").expect("code"),
-        device_fingerprint: fp(1),
+        visitor_id: Some(fp(1)),
         is_bot: false,
         is_duplicate: false,
         quarantined: false,
@@ -384,7 +384,7 @@ fn fingerprint_matched_clicks_count_only_inside_the_window_and_on_the_same_brand
     let mut other_brand = click(4, 2, 4);
     other_brand.brand_id = brand(2);
     let mut other_device = click(5, 2, 5);
-    other_device.device_fingerprint = fp(2);
+    other_device.visitor_id = Some(fp(2));
     let found = [
         reported.clone(),
         matched.clone(),
@@ -485,29 +485,29 @@ fn fingerprint_matching_can_be_turned_off() {
     let a = attributed(decide(&[&reported], &found, &off));
     assert_eq!(credits(&a), [(aff(1), 10_000)]);
     assert_eq!(a.basis().fingerprint, FingerprintOutcome::Disabled);
-    assert!(fingerprint_query(&registration(&[&reported]), &found, &off).is_none());
+    assert!(visitor_query(&registration(&[&reported]), &found, &off).is_none());
 }
 
 #[test]
-fn the_fingerprint_query_covers_the_window_and_the_reported_devices() {
+fn the_visitor_query_covers_the_window_and_the_reported_devices() {
     let rules = rules_with(&[]);
     let a = click(1, 10, 1);
     let mut b = click(2, 50, 2);
-    b.device_fingerprint = fp(7);
+    b.visitor_id = Some(fp(7));
     let mut bot = click(3, 5, 3);
     bot.is_bot = true;
-    bot.device_fingerprint = fp(9);
-    let q = fingerprint_query(
+    bot.visitor_id = Some(fp(9));
+    let q = visitor_query(
         &registration(&[&a, &b, &bot]),
         &[a.clone(), b.clone(), bot.clone()],
         &rules,
     )
     .expect("query");
     assert_eq!(q.brand_id, brand(1));
-    assert_eq!(q.fingerprints, [fp(1), fp(7)]);
+    assert_eq!(q.visitors, [fp(1), fp(7)]);
     assert_eq!((q.from_ms, q.to_ms), (REG - 30 * DAY_MS, REG));
     assert_eq!(q.limit, 10 + 3 + 1);
-    assert!(fingerprint_query(&registration(&[&bot]), &[bot.clone()], &rules).is_none());
+    assert!(visitor_query(&registration(&[&bot]), &[bot.clone()], &rules).is_none());
 }
 
 #[test]

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod policy;
+pub mod population;
 pub mod scenario;
 pub mod scorer;
 pub mod signals;
@@ -34,7 +35,7 @@ pub mod window;
 
 pub use policy::{
     AsnRule, CarryRule, DistinctRule, FlatRule, FloodingRule, FraudPolicies, FraudPolicy,
-    InjectionRule, PolicyError, PolicyLoadError, VelocityRule, BUILTIN_VERSION,
+    InjectionRule, PolicyError, PolicyLoadError, ShortfallRule, VelocityRule, BUILTIN_VERSION,
     DEFAULT_DATACENTER_ASNS,
 };
 pub use scorer::{
@@ -43,5 +44,6 @@ pub use scorer::{
     RegistrationBaselineRow, RegistrationFacts, Score, Scorer, TableStats, AFFILIATE_BUCKET_MS,
     CLICK_BUCKET_MS,
 };
+pub use population::{sweep, ClickGroup, ClickTally, Finding};
 pub use signals::{Network, Signal, SignalHit};
 pub use window::Absorbed;

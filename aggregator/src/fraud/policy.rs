@@ -28,7 +28,7 @@ pub const DEFAULT_FILE: &str = "default.json";
 
 /// Version of the built-in defaults (and of the shipped
 /// `config/fraud/default.json`, which holds the same values).
-pub const BUILTIN_VERSION: &str = "2026-11-21.1";
+pub const BUILTIN_VERSION: &str = "2026-12-04.1";
 
 /// Longest IP / subnet velocity window: the click rings hold 16 one-minute
 /// buckets.
@@ -91,9 +91,24 @@ pub struct FlatRule {
 pub struct AsnRule {
     /// Points when the click's (or registration's) ASN is listed.
     pub points: u8,
-    /// Hosting / datacenter autonomous system numbers. A file that sets
-    /// this replaces the whole list.
+    /// Whether the compiled-in hosting dataset
+    /// ([`hosting_dataset`]) counts.
+    pub dataset: bool,
+    /// Further hosting / datacenter autonomous system numbers. A file that
+    /// sets this replaces the whole list of additions.
     pub asns: BTreeSet<u32>,
+    /// ASNs never counted, even if the dataset lists them (e.g. a VPN that
+    /// carries many of a brand's real players). Replaced like `asns`.
+    pub except: BTreeSet<u32>,
+}
+
+impl AsnRule {
+    /// Whether `asn` counts as a hosting / datacenter network.
+    pub fn lists(&self, asn: u32) -> bool {
+        asn != 0
+            && !self.except.contains(&asn)
+            && (self.asns.contains(&asn) || (self.dataset && hosting_dataset().contains(&asn)))
+    }
 }
 
 /// Registration too soon after the click: click injection.
@@ -172,43 +187,70 @@ pub struct FraudPolicy {
     pub click_carryover: CarryRule,
     /// Share of the registration's score added to the first deposit's.
     pub registration_carryover: CarryRule,
+    /// The population sweep: networks whose clicks on a link convert far
+    /// below the rest of the link's traffic (or the brand's).
+    pub conversion_shortfall: ShortfallRule,
 }
 
-/// Hosting / datacenter ASNs of the built-in policy: the big clouds and the
-/// VPS and VPN-hosting networks seen most in affiliate fraud. Residential
-/// and mobile networks, and Cloudflare (13335, whose WARP app carries
-/// ordinary consumers), are deliberately absent.
+/// The population sweep's test (docs/fraud.md, "Conversion shortfall").
+/// Clicks of one link are grouped by network — the IPv4 /22 or IPv6 /48,
+/// and, for hosting networks, the ASN — over `lookback_hours`, leaving out
+/// the last `settle_minutes` (players have not registered yet). A group is
+/// flagged when it has at least `min_clicks`, converted at most
+/// `max_ratio_percent` of what the baseline rate predicts, and a binomial
+/// tail bound puts the chance of so few conversions at or below
+/// 10^-`confidence_nines`. The baseline is the rest of the link's clicks
+/// when they number at least `min_baseline_clicks`, else the rest of the
+/// brand's. The flagged group's clicks that converted are never held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShortfallRule {
+    /// Points added to each held click (0 disables the sweep).
+    pub points: u8,
+    /// Smallest group judged.
+    pub min_clicks: u32,
+    /// Smallest baseline (link or brand clicks outside the group).
+    pub min_baseline_clicks: u32,
+    /// How far back the sweep looks, in hours.
+    pub lookback_hours: u32,
+    /// Most recent minutes left out (not yet converted).
+    pub settle_minutes: u32,
+    /// Highest conversion, in percent of the expected, that can flag.
+    pub max_ratio_percent: u32,
+    /// Significance: the tail bound must be at most 10^-nines.
+    pub confidence_nines: u32,
+}
+
+/// Hosting / datacenter ASNs the compiled-in dataset lacks that the
+/// built-in policy adds (`datacenter_asn.asns`): big clouds seen in
+/// affiliate fraud that `aggregator/data/hosting-asns.csv` does not list.
 pub const DEFAULT_DATACENTER_ASNS: &[u32] = &[
-    8075,   // Microsoft
-    8560,   // IONOS
-    9009,   // M247
-    12876,  // Scaleway
-    14061,  // DigitalOcean
-    14618,  // Amazon AWS
-    15169,  // Google
-    16276,  // OVH
-    16509,  // Amazon AWS
-    20473,  // Vultr (Choopa)
-    24940,  // Hetzner
-    28753,  // Leaseweb DE
     31898,  // Oracle Cloud
-    36352,  // ColoCrossing
     37963,  // Alibaba Cloud (CN)
-    40676,  // Psychz
     45090,  // Tencent Cloud (CN)
-    45102,  // Alibaba Cloud
     47583,  // Hostinger
-    51167,  // Contabo
-    53667,  // FranTech / BuyVM
     54290,  // Hostwinds
-    60068,  // Datacamp / CDN77
-    60781,  // Leaseweb NL
-    62240,  // Clouvider
-    63949,  // Akamai / Linode
     132203, // Tencent Cloud
     199524, // G-Core Labs
     396982, // Google Cloud
 ];
+
+/// The published hosting / datacenter ASN dataset compiled in
+/// (`aggregator/data/hosting-asns.csv`: source, version and refresh script
+/// in `aggregator/data/README.md`).
+const HOSTING_ASNS_CSV: &str = include_str!("../../data/hosting-asns.csv");
+
+/// The ASNs of the compiled-in hosting dataset, parsed once.
+pub fn hosting_dataset() -> &'static BTreeSet<u32> {
+    static SET: std::sync::OnceLock<BTreeSet<u32>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        HOSTING_ASNS_CSV
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split(',').next()?.parse().ok())
+            .collect()
+    })
+}
 
 impl FraudPolicy {
     /// The built-in defaults (see `docs/fraud.md` for the reasoning).
@@ -234,17 +276,19 @@ impl FraudPolicy {
             device_registrations: DistinctRule {
                 points: 50,
                 limit: 2,
-                window_hours: 7 * 24,
+                window_hours: 30 * 24,
             },
             device_deposits: DistinctRule {
                 points: 50,
                 limit: 2,
-                window_hours: 7 * 24,
+                window_hours: 30 * 24,
             },
             bot_user_agent: FlatRule { points: 100 },
             datacenter_asn: AsnRule {
                 points: 50,
+                dataset: true,
                 asns: DEFAULT_DATACENTER_ASNS.iter().copied().collect(),
+                except: BTreeSet::new(),
             },
             click_injection: InjectionRule {
                 points: 70,
@@ -261,6 +305,15 @@ impl FraudPolicy {
             country_mismatch: FlatRule { points: 15 },
             click_carryover: CarryRule { percent: 50 },
             registration_carryover: CarryRule { percent: 50 },
+            conversion_shortfall: ShortfallRule {
+                points: 70,
+                min_clicks: 30,
+                min_baseline_clicks: 200,
+                lookback_hours: 72,
+                settle_minutes: 60,
+                max_ratio_percent: 25,
+                confidence_nines: 6,
+            },
         }
     }
 
@@ -292,6 +345,7 @@ impl FraudPolicy {
             ("click_flooding", self.click_flooding.points),
             ("fingerprint_mismatch", self.fingerprint_mismatch.points),
             ("country_mismatch", self.country_mismatch.points),
+            ("conversion_shortfall", self.conversion_shortfall.points),
         ];
         for (name, p) in points {
             check(p <= 100, format!("{name}.points must be 0..=100"));
@@ -353,6 +407,32 @@ impl FraudPolicy {
         check(
             self.registration_carryover.percent <= 100,
             "registration_carryover.percent must be 0..=100".into(),
+        );
+        let s = &self.conversion_shortfall;
+        check(
+            (1..=1_000_000).contains(&s.min_clicks),
+            "conversion_shortfall.min_clicks must be 1..=1000000".into(),
+        );
+        check(
+            (1..=10_000_000).contains(&s.min_baseline_clicks),
+            "conversion_shortfall.min_baseline_clicks must be 1..=10000000".into(),
+        );
+        check(
+            (1..=720).contains(&s.lookback_hours),
+            "conversion_shortfall.lookback_hours must be 1..=720".into(),
+        );
+        check(
+            s.settle_minutes <= 1440
+                && u64::from(s.settle_minutes) < u64::from(s.lookback_hours) * 60,
+            "conversion_shortfall.settle_minutes must be 0..=1440 and shorter than the lookback".into(),
+        );
+        check(
+            s.max_ratio_percent <= 100,
+            "conversion_shortfall.max_ratio_percent must be 0..=100".into(),
+        );
+        check(
+            (1..=30).contains(&s.confidence_nines),
+            "conversion_shortfall.confidence_nines must be 1..=30".into(),
         );
         if problems.is_empty() {
             Ok(())

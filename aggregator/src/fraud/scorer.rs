@@ -164,8 +164,13 @@ pub struct RegistrationFacts {
     pub ip: Option<IpAddr>,
     /// ASN of that IP, if known.
     pub asn: Option<u32>,
-    /// Device fingerprint at registration, if reported.
+    /// The header fingerprint at registration, if reported: a weak signal
+    /// only (compared with the click's, never counted per device).
     pub device_fingerprint: Option<Hash128>,
+    /// A high-entropy identity of the registering device, if known: the
+    /// brand's own device id, else the attributed click's visitor cookie.
+    /// Multi-accounting (`device_registrations`) counts players per key.
+    pub device_key: Option<Hash128>,
     /// The attributed click; without one no click-based signal fires.
     pub click: Option<ClickContext>,
 }
@@ -179,8 +184,9 @@ pub struct FirstDepositFacts {
     pub brand_player_id: String,
     /// Deposit time, ms since the epoch.
     pub deposited_at_ms: u64,
-    /// Device fingerprint at the deposit, if reported.
-    pub device_fingerprint: Option<Hash128>,
+    /// A high-entropy identity of the depositing device, if known (the
+    /// brand's device id, else the registration's device key).
+    pub device_key: Option<Hash128>,
     /// The player's registration score ([`Score::value`]).
     pub registration_score: u8,
 }
@@ -260,15 +266,15 @@ pub enum EscalationScope {
     RegistrationDevice {
         /// The brand.
         brand_id: BrandId,
-        /// The device.
-        device_fingerprint: Hash128,
+        /// The device's high-entropy key.
+        device_key: Hash128,
     },
     /// First deposits of one brand from one device.
     DepositDevice {
         /// The brand.
         brand_id: BrandId,
-        /// The device.
-        device_fingerprint: Hash128,
+        /// The device's high-entropy key.
+        device_key: Hash128,
     },
     /// Registrations of one brand through one affiliate whose click came
     /// more than `ctit_over_ms` before.
@@ -317,8 +323,8 @@ impl Escalation {
             }
             EscalationScope::RegistrationDevice {
                 brand_id,
-                device_fingerprint,
-            } => *brand_id == r.brand_id && r.device_fingerprint == Some(*device_fingerprint),
+                device_key,
+            } => *brand_id == r.brand_id && r.device_key == Some(*device_key),
             EscalationScope::AffiliateLongCtit {
                 brand_id,
                 affiliate_id,
@@ -340,10 +346,10 @@ impl Escalation {
         match &self.scope {
             EscalationScope::DepositDevice {
                 brand_id,
-                device_fingerprint,
+                device_key,
             } => {
                 *brand_id == d.brand_id
-                    && d.device_fingerprint == Some(*device_fingerprint)
+                    && d.device_key == Some(*device_key)
                     && self.in_range(d.deposited_at_ms)
             }
             _ => false,
@@ -379,8 +385,8 @@ pub struct RegistrationBaselineRow {
     pub registered_at_ms: u64,
     /// IP at registration, if known.
     pub ip: Option<IpAddr>,
-    /// Device at registration, if known.
-    pub device_fingerprint: Option<Hash128>,
+    /// The registration's high-entropy device key, if it had one.
+    pub device_key: Option<Hash128>,
 }
 
 /// One affiliate's registrations with a click in one affiliate bucket, from
@@ -408,8 +414,8 @@ pub struct FirstDepositBaselineRow {
     pub brand_player_id: String,
     /// Deposit time, ms since the epoch.
     pub deposited_at_ms: u64,
-    /// Device at the deposit, if known.
-    pub device_fingerprint: Option<Hash128>,
+    /// The deposit's high-entropy device key, if it had one.
+    pub device_key: Option<Hash128>,
 }
 
 /// What the baseline queries must cover, from the current policies.
@@ -485,6 +491,9 @@ struct Tally<'a> {
     policy: &'a FraudPolicy,
     hits: Vec<SignalHit>,
     escalations: Vec<Escalation>,
+    /// Whether a strong signal fired (see [`Signal::is_strong`]): without
+    /// one, no sum of weak signals holds the event.
+    decisive: bool,
 }
 
 impl<'a> Tally<'a> {
@@ -493,11 +502,24 @@ impl<'a> Tally<'a> {
             policy,
             hits: Vec::new(),
             escalations: Vec::new(),
+            decisive: false,
         }
     }
 
     fn hit(&mut self, hit: Option<SignalHit>) {
-        self.hits.extend(hit);
+        if let Some(hit) = hit {
+            self.decisive |= hit.signal.is_strong();
+            self.hits.push(hit);
+        }
+    }
+
+    /// A carry-over hit: strong when the earlier stage was itself held
+    /// (its score reached the threshold), weak otherwise.
+    fn carry(&mut self, hit: Option<SignalHit>, earlier_score: u8) {
+        if let Some(hit) = hit {
+            self.decisive |= earlier_score >= self.policy.quarantine_threshold;
+            self.hits.push(hit);
+        }
     }
 
     /// Escalates if a count signal's points crossed the threshold between
@@ -511,7 +533,8 @@ impl<'a> Tally<'a> {
         (from_ms, to_ms): (u64, u64),
     ) {
         let threshold = self.policy.quarantine_threshold;
-        if count_points(points, limit, before) < threshold
+        if signal.is_strong()
+            && count_points(points, limit, before) < threshold
             && count_points(points, limit, after) >= threshold
         {
             self.escalations.push(Escalation {
@@ -528,7 +551,7 @@ impl<'a> Tally<'a> {
         let value = u8::try_from(sum.min(100)).unwrap_or(100);
         Score {
             value,
-            quarantined: value >= self.policy.quarantine_threshold,
+            quarantined: self.decisive && value >= self.policy.quarantine_threshold,
             policy_version: self.policy.version.clone(),
             hits: self.hits,
             escalations: self.escalations,
@@ -752,7 +775,7 @@ impl Scorer {
         if let Some(asn) = r.asn {
             t.hit(signals::datacenter_asn(&p.datacenter_asn, asn));
         }
-        if let Some(device) = r.device_fingerprint {
+        if let Some(device) = r.device_key {
             let rule = &p.device_registrations;
             let minutes = rule.window_hours * 60;
             let key = self.hasher.key(&(REGISTRATION_DEVICE, brand, device));
@@ -768,7 +791,7 @@ impl Scorer {
                 (d.before, d.after),
                 || EscalationScope::RegistrationDevice {
                     brand_id: brand,
-                    device_fingerprint: device,
+                    device_key: device,
                 },
                 (distinct_window_start(at, minutes), at),
             );
@@ -792,10 +815,10 @@ impl Scorer {
             if let Some(affiliate) = r.affiliate_id {
                 self.flooding(&mut t, brand, affiliate, click.clicked_at_ms, at);
             }
-            t.hit(signals::click_carryover(
-                &p.click_carryover,
+            t.carry(
+                signals::click_carryover(&p.click_carryover, click.click_score),
                 click.click_score,
-            ));
+            );
         }
         t.finish()
     }
@@ -859,7 +882,7 @@ impl Scorer {
         let mut t = Tally::new(p);
         let at = d.deposited_at_ms;
         let brand = d.brand_id;
-        if let Some(device) = d.device_fingerprint {
+        if let Some(device) = d.device_key {
             let member = self
                 .hasher
                 .member(&(PLAYER, brand, d.brand_player_id.as_str()));
@@ -881,15 +904,15 @@ impl Scorer {
                 (c.before, c.after),
                 || EscalationScope::DepositDevice {
                     brand_id: brand,
-                    device_fingerprint: device,
+                    device_key: device,
                 },
                 (distinct_window_start(at, minutes), at),
             );
         }
-        t.hit(signals::registration_carryover(
-            &p.registration_carryover,
+        t.carry(
+            signals::registration_carryover(&p.registration_carryover, d.registration_score),
             d.registration_score,
-        ));
+        );
         t.finish()
     }
 
@@ -977,7 +1000,7 @@ impl Scorer {
                     .key(&(REGISTRATION_IP, brand, Network::host_of(ip)));
                 ips.push((key, member, row.registered_at_ms));
             }
-            if let Some(device) = row.device_fingerprint {
+            if let Some(device) = row.device_key {
                 let key = self.hasher.key(&(REGISTRATION_DEVICE, brand, device));
                 devices.push((key, member, row.registered_at_ms));
             }
@@ -998,7 +1021,7 @@ impl Scorer {
         let mut n = 0;
         for row in rows {
             let brand = row.brand_id;
-            if let Some(device) = row.device_fingerprint {
+            if let Some(device) = row.device_key {
                 let member = self
                     .hasher
                     .member(&(PLAYER, brand, row.brand_player_id.as_str()));
@@ -1132,6 +1155,7 @@ mod tests {
             ip: Some(ip.parse().expect("ip")),
             asn: None,
             device_fingerprint: Some(fp(device)),
+            device_key: Some(fp(device)),
             click: Some(ClickContext {
                 clicked_at_ms: at - 20 * MIN,
                 device_fingerprint: fp(device),
@@ -1331,7 +1355,7 @@ mod tests {
             brand_id: brand(1),
             brand_player_id: player.into(),
             deposited_at_ms: at,
-            device_fingerprint: Some(fp(3)),
+            device_key: Some(fp(3)),
             registration_score: score,
         };
         assert_eq!(sc.score_first_deposit(&deposit("a", T0, 0)).value, 0);
@@ -1421,7 +1445,7 @@ mod tests {
             brand_player_id: p.into(),
             registered_at_ms: T0,
             ip: Some("198.51.100.4".parse().expect("ip")),
-            device_fingerprint: None,
+            device_key: None,
         };
         assert_eq!(
             sc.absorb_registration_baseline([row("p1"), row("p2"), row("p3")]),

@@ -56,11 +56,14 @@ pub enum Signal {
     ClickCarryover,
     /// Part of the registration's score, carried to the first deposit.
     RegistrationCarryover,
+    /// A network's clicks on a link converted far below the link's (or the
+    /// brand's) rate: a farm or script, found by the population sweep.
+    ConversionShortfall,
 }
 
 impl Signal {
     /// Every signal.
-    pub const ALL: [Signal; 13] = [
+    pub const ALL: [Signal; 14] = [
         Signal::IpVelocity,
         Signal::SubnetVelocity,
         Signal::IpRegistrations,
@@ -74,6 +77,7 @@ impl Signal {
         Signal::CountryMismatch,
         Signal::ClickCarryover,
         Signal::RegistrationCarryover,
+        Signal::ConversionShortfall,
     ];
 
     /// The stable code, e.g. `ip_velocity`.
@@ -92,7 +96,27 @@ impl Signal {
             Self::CountryMismatch => "country_mismatch",
             Self::ClickCarryover => "click_carryover",
             Self::RegistrationCarryover => "registration_carryover",
+            Self::ConversionShortfall => "conversion_shortfall",
         }
+    }
+
+    /// Whether the signal is strong evidence on its own. Weak signals —
+    /// a hosting ASN (VPN users), several players on one IP (CGNAT, NAT
+    /// families, campus Wi-Fi), header fingerprint or country differences
+    /// between click and registration (travellers, a second device), and
+    /// a carry-over of an earlier stage that was not itself held — add
+    /// points and explanation, but no sum of them holds an event: a hold
+    /// needs at least one strong signal (or a carry-over of a held stage).
+    pub fn is_strong(&self) -> bool {
+        !matches!(
+            self,
+            Self::IpRegistrations
+                | Self::FingerprintMismatch
+                | Self::DatacenterAsn
+                | Self::CountryMismatch
+                | Self::ClickCarryover
+                | Self::RegistrationCarryover
+        )
     }
 
     /// Parses a code.
@@ -138,6 +162,12 @@ impl Network {
     /// The "one site" network of an address: IPv4 /24, IPv6 /48.
     pub fn subnet_of(ip: IpAddr) -> Self {
         Self::of(ip, 24, 48)
+    }
+
+    /// The "one operator block" of an address: IPv4 /22, IPv6 /48 (the
+    /// population sweep's grouping: a farm spread over a /22 is one group).
+    pub fn block_of(ip: IpAddr) -> Self {
+        Self::of(ip, 22, 48)
     }
 
     fn of(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> Self {
@@ -287,7 +317,7 @@ pub fn bot_user_agent(rule: &FlatRule, bot: Option<BotReason>) -> Option<SignalH
 /// A listed hosting / datacenter ASN scores the datacenter weight (ASN 0,
 /// unknown, never does).
 pub fn datacenter_asn(rule: &AsnRule, asn: u32) -> Option<SignalHit> {
-    (rule.points > 0 && asn != 0 && rule.asns.contains(&asn)).then(|| SignalHit {
+    (rule.points > 0 && rule.lists(asn)).then(|| SignalHit {
         signal: Signal::DatacenterAsn,
         points: rule.points,
         detail: format!("AS{asn} is a hosting / datacenter network"),

@@ -1,4 +1,5 @@
-//! `/admin/v1/*`: operators create brands, affiliates, campaigns and links.
+//! `/admin/v1/*`: operators create brands, affiliates, campaigns and links,
+//! and change a brand's privacy settings.
 //!
 //! Request DTOs live here and are parsed into the catalogue's `New*` types,
 //! collecting every field problem into one 422.
@@ -14,8 +15,8 @@ use clickstitch_shared::{AffiliateId, BrandId, CampaignId, LinkTemplate, ShortCo
 
 use crate::auth::Operator;
 use crate::catalog::{
-    country_set, Affiliate, Brand, Campaign, Link, Name, NewAffiliate, NewBrand, NewCampaign,
-    NewLink,
+    country_set, Affiliate, Brand, BrandChanges, Campaign, Link, Name, NewAffiliate, NewBrand,
+    NewCampaign, NewLink,
 };
 use crate::error::{ApiError, Problem};
 use crate::startup::AppState;
@@ -94,6 +95,27 @@ pub struct CreateBrand {
     jurisdiction: CreateJurisdiction,
     #[serde(default)]
     ip_storage: Option<String>,
+    #[serde(default)]
+    visitor_cookie: Option<bool>,
+}
+
+/// `PATCH /admin/v1/brands/{brand_id}` body: the privacy settings to change
+/// (absent fields keep their value).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBrand {
+    #[serde(default)]
+    ip_storage: Option<String>,
+    #[serde(default)]
+    visitor_cookie: Option<bool>,
+}
+
+fn parse_ip_storage(text: &str) -> Result<IpStorage, String> {
+    match text {
+        "full" => Ok(IpStorage::Full),
+        "truncated" => Ok(IpStorage::Truncated),
+        other => Err(format!("must be \"full\" or \"truncated\", got {other:?}")),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,11 +143,9 @@ pub async fn create_brand(
     );
     let ip_storage = f.take(
         "ip_storage",
-        match body.ip_storage.as_deref() {
-            None | Some("full") => Ok(IpStorage::Full),
-            Some("truncated") => Ok(IpStorage::Truncated),
-            Some(other) => Err(format!("must be \"full\" or \"truncated\", got {other:?}")),
-        },
+        body.ip_storage
+            .as_deref()
+            .map_or(Ok(IpStorage::Full), parse_ip_storage),
     );
     let new = (|| {
         Some(NewBrand {
@@ -136,11 +156,36 @@ pub async fn create_brand(
                 block_unknown_country: body.jurisdiction.block_unknown_country.unwrap_or(true),
             },
             ip_storage: ip_storage?,
+            visitor_cookie: body.visitor_cookie.unwrap_or(true),
         })
     })();
     let new = f.finish(new)?;
     let brand = state.catalog().create_brand(new).await?;
     Ok((StatusCode::CREATED, Json(brand)))
+}
+
+/// Changes a brand's privacy settings (`ip_storage`, `visitor_cookie`).
+/// The edge follows within its link cache freshness
+/// (`LINK_CACHE_TTL_SECONDS`).
+pub async fn update_brand(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(brand_id): Path<String>,
+    ApiJson(body): ApiJson<UpdateBrand>,
+) -> Result<Json<Brand>, ApiError> {
+    let brand_id = BrandId::parse(&brand_id).map_err(|_| ApiError::NotFound("brand"))?;
+    let mut f = Fields::default();
+    let ip_storage = match body.ip_storage.as_deref() {
+        None => Some(None),
+        Some(text) => f.take("ip_storage", parse_ip_storage(text)).map(Some),
+    };
+    let changes = ip_storage.map(|ip_storage| BrandChanges {
+        ip_storage,
+        visitor_cookie: body.visitor_cookie,
+    });
+    let changes = f.finish(changes)?;
+    let brand = state.catalog().update_brand(brand_id, changes).await?;
+    Ok(Json(brand))
 }
 
 /// Lists brands.

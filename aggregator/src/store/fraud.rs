@@ -3,7 +3,9 @@
 //!
 //! Owns SQL only; the decisions (what is held, what a review does) belong
 //! to [`crate::quarantine`]. Values reaching SQL text are UUIDs, numbers,
-//! enum names chosen here, or strings escaped by [`sql_string`].
+//! enum names chosen here, or strings escaped by [`sql_string`]; queries
+//! that splice strings run with `query_raw` (a `?` in an id is no
+//! placeholder).
 
 use std::collections::HashMap;
 
@@ -26,7 +28,7 @@ pub mod kind {
 
 /// The `Enum8` name of an `entity_kind` value (ClickHouse 18.16 does not
 /// compare an Enum key column with a number).
-fn kind_name(code: i8) -> &'static str {
+pub(super) fn kind_name(code: i8) -> &'static str {
     match code {
         kind::CLICK => "click",
         kind::REGISTRATION => "registration",
@@ -50,6 +52,9 @@ pub struct FraudScoreRow {
     pub click_at_ms: u64,
     pub ip: String,
     pub device_fingerprint: String,
+    /// The high-entropy device key the device signals used (hex), empty
+    /// when none was known.
+    pub device_key: String,
     pub score: u8,
     pub quarantined: u8,
     pub policy_version: String,
@@ -101,10 +106,10 @@ pub struct ClickCountRow {
     pub clicks: u64,
 }
 
-fn select_scores(filter: &str) -> String {
+pub(super) fn select_scores(filter: &str) -> String {
     format!(
         "SELECT brand_id, entity_kind, entity_id, brand_player_id, affiliate_id, link_code, \
-         occurred_at, occurred_at_ms, click_at_ms, ip, device_fingerprint, score, quarantined, \
+         occurred_at, occurred_at_ms, click_at_ms, ip, device_fingerprint, device_key, score, quarantined, \
          policy_version, signals, escalated_by, scored_at, scored_at_ms \
          FROM fraud_scores FINAL WHERE {filter}"
     )

@@ -1,8 +1,10 @@
 //! Versioned, idempotent schema migrations, applied at startup.
 //!
 //! Each migration is a `.sql` file under `aggregator/migrations/`, compiled in.
-//! Every statement is written to be safe to run twice (`IF NOT EXISTS`, or
-//! `MODIFY COLUMN` to a type that running it again keeps), so
+//! Every statement is written to be safe to run twice (`IF NOT EXISTS`,
+//! `MODIFY COLUMN` to a type that running it again keeps, or `ADD COLUMN`,
+//! which the runner skips when `system.columns` already has the column:
+//! ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`), so
 //! two aggregators starting at once cannot break each other; applied versions
 //! are recorded in `schema_migrations`. The SQL runs on ClickHouse 18.16 and
 //! on current releases (checked by `scripts/check-clickhouse-sql.py`).
@@ -52,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "commission_repair",
         sql: include_str!("../../migrations/0006_commission_repair.sql"),
     },
+    Migration {
+        version: 7,
+        name: "visitor_identity",
+        sql: include_str!("../../migrations/0007_visitor_identity.sql"),
+    },
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
@@ -80,6 +87,24 @@ pub fn statements(sql: &str) -> Vec<String> {
         out.push(current.trim().to_owned());
     }
     out
+}
+
+/// The table and column of an `ALTER TABLE t ADD COLUMN c …` statement.
+fn added_column(stmt: &str) -> Option<(&str, &str)> {
+    let mut words = stmt.split_whitespace();
+    match (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) {
+        (Some("ALTER"), Some("TABLE"), Some(table), Some("ADD"), Some("COLUMN"), Some(column)) => {
+            Some((table, column))
+        }
+        _ => None,
+    }
 }
 
 /// Whether `name` is a plain identifier (the database name is spliced into SQL).
@@ -112,6 +137,21 @@ pub async fn run(server: &clickhouse::Client, database: &str) -> Result<Vec<u32>
     let mut newly = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         for stmt in statements(m.sql) {
+            if let Some((table, column)) = added_column(&stmt) {
+                let present: u64 = db
+                    .query(
+                        "SELECT count() FROM system.columns \
+                         WHERE database = ? AND table = ? AND name = ?",
+                    )
+                    .bind(database)
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one()
+                    .await?;
+                if present > 0 {
+                    continue;
+                }
+            }
             db.query_raw(&stmt).execute().await?;
         }
         db.query_raw(&format!(
@@ -139,16 +179,26 @@ mod tests {
             assert!(stmts
                 .iter()
                 .all(|s| !s.ends_with(';') && !s.starts_with("--")));
-            // Safe to run twice: created only if missing, or a column
-            // modified to a type (an Enum with more values) that it keeps.
+            // Safe to run twice: created only if missing, a column
+            // modified to a type (an Enum with more values) that it keeps,
+            // or a column added (skipped by the runner when present).
             assert!(
-                stmts
-                    .iter()
-                    .all(|s| s.contains("IF NOT EXISTS") || s.contains(" MODIFY COLUMN ")),
+                stmts.iter().all(|s| s.contains("IF NOT EXISTS")
+                    || s.contains(" MODIFY COLUMN ")
+                    || added_column(s).is_some()),
                 "{}",
                 m.name
             );
         }
+    }
+
+    #[test]
+    fn added_columns_are_recognised_by_table_and_name() {
+        assert_eq!(
+            added_column("ALTER TABLE clicks ADD COLUMN visitor_id String DEFAULT ''"),
+            Some(("clicks", "visitor_id"))
+        );
+        assert_eq!(added_column("ALTER TABLE clicks MODIFY COLUMN x UInt8"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod changes;
 pub mod commission_reads;
 pub mod fraud;
+pub mod fraud_review;
 pub mod health;
 pub mod journal;
 pub mod ledger;
@@ -109,7 +110,7 @@ pub struct Lookups {
         rows::ClickSummaryRow,
     >,
     /// Same-device clicks.
-    pub fingerprints: lookups::Coalescer<queries::FingerprintKey, Vec<rows::ClickSummaryRow>>,
+    pub visitors: lookups::Coalescer<queries::VisitorKey, Vec<rows::ClickSummaryRow>>,
     /// Wallet currencies by `(brand, brand player id)`.
     pub wallets: lookups::Coalescer<(clickstitch_shared::BrandId, String), crate::money::Currency>,
     /// The store itself, for the rare uncoalesced lookups (event repair).
@@ -131,9 +132,9 @@ impl Lookups {
                 let s = s2.clone();
                 async move { s.find_brand_clicks(&keys).await }
             }),
-            fingerprints: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
+            visitors: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
                 let s = s3.clone();
-                async move { s.find_fingerprint_matches(&keys).await }
+                async move { s.find_visitor_matches(&keys).await }
             }),
             wallets: lookups::Coalescer::spawn(MAX_KEYS, IN_FLIGHT, move |keys: Vec<_>| {
                 let s = s4.clone();

@@ -116,13 +116,13 @@ impl Store {
     }
 }
 
-/// One fingerprint lookup (see [`Store::find_fingerprint_matches`]).
+/// One fingerprint lookup (see [`Store::find_visitor_matches`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FingerprintKey {
+pub struct VisitorKey {
     /// Brand.
     pub brand_id: clickstitch_shared::BrandId,
-    /// Device fingerprints.
-    pub fingerprints: Vec<clickstitch_shared::fingerprint::Hash128>,
+    /// Visitor ids.
+    pub visitors: Vec<clickstitch_shared::fingerprint::VisitorId>,
     /// From, Unix ms.
     pub from_ms: u64,
     /// To, Unix ms.
@@ -137,7 +137,7 @@ fn distinct(items: impl Iterator<Item = String>) -> String {
 }
 
 const CLICK_SUMMARY: &str = "click_id, clicked_at_ms, brand_id, affiliate_id, sub_affiliate_id, \
-    campaign_id, link_code, country, device_fingerprint, is_bot, is_duplicate";
+    campaign_id, link_code, country, device_fingerprint, visitor_id, is_bot, is_duplicate";
 
 fn uuid_list(ids: &[ClickId]) -> String {
     ids.iter()
@@ -179,10 +179,10 @@ impl Store {
     /// For each query: the human clicks on its brand with one of its
     /// fingerprints between its two times (inclusive), at most `limit`, via
     /// the `clicks_by_fingerprint` index. One ClickHouse query for all.
-    pub async fn find_fingerprint_matches(
+    pub async fn find_visitor_matches(
         &self,
-        queries: &[FingerprintKey],
-    ) -> Result<HashMap<FingerprintKey, Vec<super::rows::ClickSummaryRow>>, StoreError> {
+        queries: &[VisitorKey],
+    ) -> Result<HashMap<VisitorKey, Vec<super::rows::ClickSummaryRow>>, StoreError> {
         let (Some(from), Some(to)) = (
             queries.iter().map(|q| q.from_ms).min(),
             queries.iter().map(|q| q.to_ms).max(),
@@ -193,15 +193,15 @@ impl Store {
         let fps = distinct(
             queries
                 .iter()
-                .flat_map(|q| q.fingerprints.iter().map(|f| format!("'{f}'"))),
+                .flat_map(|q| q.visitors.iter().map(|f| format!("'{f}'"))),
         );
         let limit = queries.iter().map(|q| q.limit).max().unwrap_or(1);
         let sql = format!(
-            "SELECT {CLICK_SUMMARY} FROM clicks_by_fingerprint \
-             WHERE brand_id IN ({brands}) AND device_fingerprint IN ({fps}) \
+            "SELECT {CLICK_SUMMARY} FROM clicks_by_visitor \
+             WHERE brand_id IN ({brands}) AND visitor_id IN ({fps}) \
              AND clicked_at BETWEEN toDateTime({}) AND toDateTime({}) \
              ORDER BY clicked_at_ms \
-             LIMIT {} BY brand_id, device_fingerprint",
+             LIMIT {} BY brand_id, visitor_id",
             from / 1000,
             to / 1000,
             limit + 1,
@@ -217,9 +217,7 @@ impl Store {
                     .filter(|r| {
                         r.brand_id == brand
                             && (q.from_ms..=q.to_ms).contains(&r.clicked_at_ms)
-                            && q.fingerprints
-                                .iter()
-                                .any(|f| f.to_string() == r.device_fingerprint)
+                            && q.visitors.iter().any(|f| f.to_string() == r.visitor_id)
                     })
                     .cloned()
                     .collect();
@@ -381,12 +379,12 @@ impl Store {
 
 /// One device's number of stored human clicks on a brand (warm-up).
 #[derive(Debug, Clone, clickhouse::Row, serde::Deserialize)]
-pub struct DeviceClicksRow {
+pub struct VisitorClicksRow {
     /// Brand.
     #[serde(with = "clickhouse::serde::uuid")]
     pub brand_id: uuid::Uuid,
-    /// Device fingerprint (hex).
-    pub device_fingerprint: String,
+    /// Visitor id (hex).
+    pub visitor_id: String,
     /// Human clicks since the requested time.
     pub clicks: u64,
 }
@@ -404,17 +402,17 @@ pub struct EventKey {
 impl Store {
     /// Streams, per brand and device, the number of human clicks since
     /// `from_ms` (for warming the in-memory device filter).
-    pub async fn each_device_click_count(
+    pub async fn each_visitor_click_count(
         &self,
         from_ms: u64,
-        mut visit: impl FnMut(DeviceClicksRow),
+        mut visit: impl FnMut(VisitorClicksRow),
     ) -> Result<u64, StoreError> {
         let sql = format!(
-            "SELECT brand_id, device_fingerprint, count() AS clicks FROM clicks_by_fingerprint \
-             WHERE clicked_at >= toDateTime({}) GROUP BY brand_id, device_fingerprint",
+            "SELECT brand_id, visitor_id, count() AS clicks FROM clicks_by_visitor \
+             WHERE clicked_at >= toDateTime({}) GROUP BY brand_id, visitor_id",
             from_ms / 1000
         );
-        let mut cursor = self.client().query(&sql).fetch::<DeviceClicksRow>()?;
+        let mut cursor = self.client().query(&sql).fetch::<VisitorClicksRow>()?;
         let mut n = 0;
         while let Some(row) = cursor.next().await? {
             visit(row);

@@ -49,6 +49,7 @@ pub struct ClickRow {
     pub accept_language: String,
     pub device_fingerprint: String,
     pub identity_hash: String,
+    pub visitor_id: String,
     pub is_bot: u8,
     pub bot_reason: i8,
     pub is_duplicate: u8,
@@ -105,6 +106,7 @@ impl ClickRow {
             accept_language: c.accept_language,
             device_fingerprint: c.device_fingerprint.to_string(),
             identity_hash: c.identity_hash.to_string(),
+            visitor_id: c.visitor_id.map(|v| v.to_string()).unwrap_or_default(),
             is_bot: u8::from(c.bot.is_bot()),
             bot_reason: bot_reason_code(c.bot),
             is_duplicate: u8::from(c.is_duplicate),
@@ -198,6 +200,7 @@ pub struct BrandRow {
     pub ip_storage: i8,
     pub created_at: u32,
     pub version: u64,
+    pub visitor_cookie: u8,
 }
 
 impl From<&Brand> for BrandRow {
@@ -214,6 +217,7 @@ impl From<&Brand> for BrandRow {
             },
             created_at: b.created_at,
             version: b.version,
+            visitor_cookie: u8::from(b.visitor_cookie),
         }
     }
 }
@@ -235,6 +239,7 @@ impl TryFrom<BrandRow> for Brand {
                 2 => IpStorage::Truncated,
                 _ => IpStorage::Full,
             },
+            visitor_cookie: r.visitor_cookie != 0,
             created_at: r.created_at,
             version: r.version,
         })
@@ -683,6 +688,8 @@ pub struct ClickSummaryRow {
     pub link_code: String,
     pub country: [u8; 2],
     pub device_fingerprint: String,
+    /// Empty when the click carried no visitor cookie.
+    pub visitor_id: String,
     pub is_bot: u8,
     pub is_duplicate: u8,
 }
@@ -716,6 +723,7 @@ impl From<&ClickRow> for ClickSummaryRow {
             link_code: r.link_code.clone(),
             country: r.country,
             device_fingerprint: r.device_fingerprint.clone(),
+            visitor_id: r.visitor_id.clone(),
             is_bot: r.is_bot,
             is_duplicate: r.is_duplicate,
         }
