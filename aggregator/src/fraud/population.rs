@@ -3,8 +3,8 @@
 //! cannot be people — a click farm spread thin over a /22, scripted traffic
 //! out of a hosting network — judged by shape, not by rate.
 //!
-//! Owns the grouping (IPv4 /22 or IPv6 /48 per link; for hosting ASNs also
-//! the ASN per link), the baseline choice and the statistical test. Does not
+//! Owns the grouping (IPv4 /22 or IPv6 /48 per link; and all clicks of a
+//! link from hosting networks), the baseline choice and the statistical test. Does not
 //! query anything or read a clock: the caller aggregates stored clicks into
 //! [`ClickTally`] rows (clicks older than the policy's `settle_minutes`,
 //! within `lookback_hours`) and holds the unconverted clicks of each
@@ -47,28 +47,17 @@ pub enum ClickGroup {
         /// The network.
         network: Network,
     },
-    /// Clicks from a hosting / datacenter ASN.
-    HostingAsn {
-        /// The autonomous system number.
-        asn: u32,
-    },
-}
-
-impl ClickGroup {
-    /// Whether a click from `ip` in `asn` belongs to the group.
-    pub fn contains(&self, ip: Option<IpAddr>, asn: u32) -> bool {
-        match self {
-            Self::Block { network } => ip.is_some_and(|ip| network.contains(ip)),
-            Self::HostingAsn { asn: a } => *a == asn,
-        }
-    }
+    /// Clicks from any hosting / datacenter network (the ASNs the brand's
+    /// `datacenter_asn` rule lists): the link's share of datacenter traffic,
+    /// however many clouds a script is spread over.
+    Hosting,
 }
 
 impl fmt::Display for ClickGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Block { network } => write!(f, "{network}"),
-            Self::HostingAsn { asn } => write!(f, "hosting network AS{asn}"),
+            Self::Hosting => f.write_str("hosting networks"),
         }
     }
 }
@@ -88,8 +77,22 @@ pub struct Finding {
     pub converted: u64,
     /// Conversions the baseline rate predicts.
     pub expected: f64,
+    /// For [`ClickGroup::Hosting`]: the hosting ASNs its clicks came from
+    /// (sorted); empty for a block.
+    pub asns: Vec<u32>,
     /// The hit to add to each held click.
     pub hit: SignalHit,
+}
+
+impl Finding {
+    /// Whether a click from `ip` in `asn` (on the finding's link) belongs
+    /// to the flagged group.
+    pub fn covers(&self, ip: Option<IpAddr>, asn: u32) -> bool {
+        match self.group {
+            ClickGroup::Block { network } => ip.is_some_and(|ip| network.contains(ip)),
+            ClickGroup::Hosting => self.asns.binary_search(&asn).is_ok(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,11 +106,38 @@ impl Count {
         self.clicks += clicks;
         self.converted += converted.min(clicks);
     }
+}
 
-    fn minus(self, other: Count) -> Count {
-        Count {
-            clicks: self.clicks.saturating_sub(other.clicks),
-            converted: self.converted.saturating_sub(other.converted),
+/// A conversion rate's parts, with each network's share capped.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rate {
+    clicks: f64,
+    converted: f64,
+}
+
+impl Rate {
+    /// A group's share of a baseline: at most `cap` clicks, conversions
+    /// scaled alike.
+    fn capped(count: Count, cap: u32) -> Self {
+        if count.clicks == 0 {
+            return Self::default();
+        }
+        let clicks = count.clicks.min(u64::from(cap.max(1))) as f64;
+        Self {
+            clicks,
+            converted: count.converted as f64 * clicks / count.clicks as f64,
+        }
+    }
+
+    fn add(&mut self, other: Rate) {
+        self.clicks += other.clicks;
+        self.converted += other.converted;
+    }
+
+    fn minus(self, other: Rate) -> Rate {
+        Rate {
+            clicks: (self.clicks - other.clicks).max(0.0),
+            converted: (self.converted - other.converted).max(0.0),
         }
     }
 }
@@ -136,19 +166,10 @@ fn ln_tail_bound(n: u64, k: u64, p: f64) -> f64 {
 /// hosting networks). Deterministic: findings are sorted by brand, link and
 /// group.
 pub fn sweep(policies: &FraudPolicies, tallies: &[ClickTally]) -> Vec<Finding> {
-    let mut brands: HashMap<BrandId, Count> = HashMap::new();
-    let mut links: HashMap<(BrandId, &ShortCode), Count> = HashMap::new();
     let mut groups: HashMap<(BrandId, &ShortCode, ClickGroup), Count> = HashMap::new();
+    let mut hosting_asns: HashMap<(BrandId, &ShortCode), Vec<u32>> = HashMap::new();
     for t in tallies {
         let policy = policies.get(t.brand_id);
-        brands
-            .entry(t.brand_id)
-            .or_default()
-            .add(t.clicks, t.converted);
-        links
-            .entry((t.brand_id, &t.link_code))
-            .or_default()
-            .add(t.clicks, t.converted);
         let block = ClickGroup::Block {
             network: Network::block_of(t.ip),
         };
@@ -158,32 +179,57 @@ pub fn sweep(policies: &FraudPolicies, tallies: &[ClickTally]) -> Vec<Finding> {
             .add(t.clicks, t.converted);
         if policy.datacenter_asn.lists(t.asn) {
             groups
-                .entry((t.brand_id, &t.link_code, ClickGroup::HostingAsn { asn: t.asn }))
+                .entry((t.brand_id, &t.link_code, ClickGroup::Hosting))
                 .or_default()
                 .add(t.clicks, t.converted);
+            hosting_asns
+                .entry((t.brand_id, &t.link_code))
+                .or_default()
+                .push(t.asn);
+        }
+    }
+    // The baselines: every network counts at most `min_clicks` clicks (its
+    // conversions scaled alike), so that a farm or a flood, however big,
+    // barely moves the rate it is compared with.
+    let mut brands: HashMap<BrandId, Rate> = HashMap::new();
+    let mut links: HashMap<(BrandId, &ShortCode), Rate> = HashMap::new();
+    for ((brand, link, group), count) in &groups {
+        if let ClickGroup::Block { .. } = group {
+            let cap = policies.get(*brand).conversion_shortfall.min_clicks;
+            let rate = Rate::capped(*count, cap);
+            brands.entry(*brand).or_default().add(rate);
+            links.entry((*brand, *link)).or_default().add(rate);
         }
     }
     let mut out = Vec::new();
-    for ((brand, link, group), count) in groups {
+    for ((brand, link, group), count) in &groups {
+        let (brand, link, group, count) = (*brand, *link, *group, *count);
         let rule = &policies.get(brand).conversion_shortfall;
         if rule.points == 0 || count.clicks < u64::from(rule.min_clicks) {
             continue;
         }
-        let link_rest = links
-            .get(&(brand, link))
-            .copied()
-            .unwrap_or_default()
-            .minus(count);
-        let brand_rest = brands.get(&brand).copied().unwrap_or_default().minus(count);
-        let min_base = u64::from(rule.min_baseline_clicks);
-        let (base, of_what) = if link_rest.clicks >= min_base && link_rest.converted > 0 {
+        // A block's own share is taken out of its baselines; hosting clicks
+        // are spread over blocks, so their baselines stay whole.
+        let (own, asns) = match group {
+            ClickGroup::Block { .. } => (Rate::capped(count, rule.min_clicks), Vec::new()),
+            ClickGroup::Hosting => {
+                let mut asns = hosting_asns.get(&(brand, link)).cloned().unwrap_or_default();
+                asns.sort_unstable();
+                asns.dedup();
+                (Rate::default(), asns)
+            }
+        };
+        let link_rest = links.get(&(brand, link)).copied().unwrap_or_default().minus(own);
+        let brand_rest = brands.get(&brand).copied().unwrap_or_default().minus(own);
+        let min_base = f64::from(rule.min_baseline_clicks);
+        let (base, of_what) = if link_rest.clicks >= min_base && link_rest.converted > 0.0 {
             (link_rest, "the rest of the link")
-        } else if brand_rest.clicks >= min_base && brand_rest.converted > 0 {
+        } else if brand_rest.clicks >= min_base && brand_rest.converted > 0.0 {
             (brand_rest, "the rest of the brand")
         } else {
             continue;
         };
-        let p = base.converted as f64 / base.clicks as f64;
+        let p = base.converted / base.clicks;
         let expected = count.clicks as f64 * p;
         let low = (count.converted as f64) * 100.0 <= expected * f64::from(rule.max_ratio_percent);
         let bound = ln_tail_bound(count.clicks, count.converted, p);
@@ -198,6 +244,7 @@ pub fn sweep(policies: &FraudPolicies, tallies: &[ClickTally]) -> Vec<Finding> {
             clicks: count.clicks,
             converted: count.converted,
             expected,
+            asns,
             hit: SignalHit {
                 signal: Signal::ConversionShortfall,
                 points: rule.points,
@@ -228,7 +275,7 @@ pub fn sweep(policies: &FraudPolicies, tallies: &[ClickTally]) -> Vec<Finding> {
 fn group_order(g: &ClickGroup) -> (u8, String) {
     match g {
         ClickGroup::Block { network } => (0, network.to_string()),
-        ClickGroup::HostingAsn { asn } => (1, format!("{asn:010}")),
+        ClickGroup::Hosting => (1, String::new()),
     }
 }
 
@@ -306,7 +353,9 @@ mod tests {
         }
         let found = sweep(&FraudPolicies::builtin(), &t);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].group, ClickGroup::HostingAsn { asn: 16509 });
+        assert_eq!(found[0].group, ClickGroup::Hosting);
+        assert_eq!(found[0].asns, [16509]);
+        assert!(found[0].covers(None, 16509) && !found[0].covers(None, 3320));
     }
 
     #[test]

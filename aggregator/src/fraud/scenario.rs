@@ -649,7 +649,7 @@ impl Scenario {
                     && !converted[i]
                     && facts.brand_id == f.brand_id
                     && facts.link_code == f.link_code
-                    && f.group.contains(facts.ip, facts.asn)
+                    && f.covers(facts.ip, facts.asn)
                 {
                     held[i] = true;
                     newly += 1;
@@ -918,8 +918,8 @@ impl Drafts {
     fn in_block(&mut self, base: [u8; 3]) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(
             base[0],
-            (base[1] & 0xfc) | self.rng.random_range(0..4u8),
-            base[2],
+            base[1],
+            (base[2] & 0xfc) | self.rng.random_range(0..4u8),
             self.rng.random_range(1..255),
         ))
     }
