@@ -55,6 +55,9 @@ pub struct FraudSettings {
     /// Seconds between two runs of the fraud job (policy reload; with
     /// several instances also the window baselines from ClickHouse).
     pub job_interval_secs: u64,
+    /// Seconds between two population sweeps (run by the fraud job; 0
+    /// turns the sweep off). See docs/fraud.md, "Conversion shortfall".
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for FraudSettings {
@@ -67,6 +70,7 @@ impl Default for FraudSettings {
             deposit_keys: c.deposit_keys,
             affiliate_keys: c.affiliate_keys,
             job_interval_secs: 30,
+            sweep_interval_secs: 900,
         }
     }
 }
@@ -435,7 +439,7 @@ CONFIGURATION
                 journal_dir = (unset: ack events once in ClickHouse; set: once fsynced there)
                 journal_max_backlog_bytes = 1073741824 (then 503 until ClickHouse catches up)
   [commissions] job_enabled = false (true on exactly one instance)  job_interval_secs = 300
-  [fraud]       policy_dir = \"config/fraud\"   job_interval_secs = 30
+  [fraud]       policy_dir = \"config/fraud\"   job_interval_secs = 30   sweep_interval_secs = 900
                 click_keys = 1000000  registration_keys = 1000000
                 deposit_keys = 250000  affiliate_keys = 40000
 

@@ -6,11 +6,14 @@
 //! traffic (`attribution.single_instance = false`) — rebuilds the window
 //! baselines from ClickHouse so that each instance counts the others'
 //! clicks and registrations (stale by at most the interval plus the
-//! baseline lag). It also publishes the window tables' fill to /metrics.
-//! Owns scheduling only; the work is [`Quarantine::absorb_baselines`].
+//! baseline lag). It also publishes the window tables' fill to /metrics,
+//! and every `sweep_interval_secs` runs the population sweep.
+//! Owns scheduling only; the work is [`Quarantine::absorb_baselines`] and
+//! [`PopulationSweep::run_once`].
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ use crate::clock::now_ms;
 use crate::fraud::FraudPolicies;
 use crate::metrics::Metrics;
 use crate::quarantine::Quarantine;
+use crate::sweep::PopulationSweep;
 
 /// The fraud job.
 #[derive(Debug)]
@@ -28,6 +32,8 @@ pub struct FraudJob {
     metrics: Arc<Metrics>,
     policy_dir: PathBuf,
     shared_traffic: bool,
+    sweep: Option<(PopulationSweep, u64)>,
+    last_sweep_ms: AtomicU64,
 }
 
 impl FraudJob {
@@ -44,7 +50,17 @@ impl FraudJob {
             metrics,
             policy_dir,
             shared_traffic,
+            sweep: None,
+            last_sweep_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Also runs `sweep` every `every` (on the first run, then whenever a
+    /// run finds that much time passed).
+    pub fn with_sweep(mut self, sweep: PopulationSweep, every: Duration) -> Self {
+        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self.sweep = (every_ms > 0).then_some((sweep, every_ms));
+        self
     }
 
     /// One run at `now_ms`.
@@ -71,6 +87,16 @@ impl FraudJob {
         for t in self.quarantine.scorer().table_stats() {
             self.metrics
                 .set_fraud_window_state(t.name, t.keys, t.capacity, t.evictions);
+        }
+        if let Some((sweep, every_ms)) = &self.sweep {
+            let last = self.last_sweep_ms.load(Ordering::Relaxed);
+            if last == 0 || now_ms >= last.saturating_add(*every_ms) {
+                self.last_sweep_ms.store(now_ms.max(1), Ordering::Relaxed);
+                sweep
+                    .run_once(now_ms)
+                    .await
+                    .context("running the population sweep")?;
+            }
         }
         Ok(())
     }

@@ -35,5 +35,6 @@ pub mod server;
 pub mod startup;
 pub mod stitching;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;
 pub mod throttle;

@@ -271,6 +271,8 @@ pub struct Metrics {
     commission_problems: Family<ProblemLabels, Gauge>,
     commission_held_players: Family<HeldLabels, Gauge>,
     commission_reconcile_entries: Family<HeldLabels, Counter>,
+    fraud_sweep_held: Counter,
+    fraud_sweep_findings: Gauge,
 }
 
 impl fmt::Debug for Metrics {
@@ -305,6 +307,8 @@ impl Metrics {
         let commission_problems = Family::<ProblemLabels, Gauge>::default();
         let commission_held_players = Family::<HeldLabels, Gauge>::default();
         let commission_reconcile_entries = Family::<HeldLabels, Counter>::default();
+        let fraud_sweep_held = Counter::default();
+        let fraud_sweep_findings = Gauge::default();
 
         // Families are handles on shared state: the registry keeps one clone
         // for rendering, the struct keeps one for recording.
@@ -375,6 +379,17 @@ impl Metrics {
             commission_held_players.clone(),
         );
 
+        registry.register(
+            "fraud_sweep_held_clicks",
+            "Clicks held by the population sweep (a network or a link's hosting traffic that converts far below its baseline)",
+            fraud_sweep_held.clone(),
+        );
+        registry.register(
+            "fraud_sweep_findings",
+            "Groups of clicks the latest population sweep flagged",
+            fraud_sweep_findings.clone(),
+        );
+
         Self {
             registry,
             clicks,
@@ -390,7 +405,17 @@ impl Metrics {
             commission_problems,
             commission_held_players,
             commission_reconcile_entries,
+            fraud_sweep_held,
+            fraud_sweep_findings,
         }
+    }
+
+    /// Publishes one population sweep: `fraud_sweep_held_clicks_total` +=
+    /// the clicks it newly held (a click is held once, so never counted
+    /// twice), `fraud_sweep_findings` = the groups it flagged.
+    pub fn fraud_sweep(&self, findings: u64, newly_held: u64) {
+        self.fraud_sweep_held.inc_by(newly_held);
+        self.fraud_sweep_findings.set(gauge_value(findings));
     }
 
     /// Counts entries a periodic full run appended that incremental runs

@@ -937,7 +937,7 @@ impl Quarantine {
             at_ms: now_ms,
         };
         let outcome = self
-            .decide_many(brand, &[(kind, id.to_owned())], decision)
+            .decide_many(&[(brand, kind, id.to_owned())], decision)
             .await?
             .pop();
         match outcome {
@@ -957,21 +957,20 @@ impl Quarantine {
         }
     }
 
-    /// Records one decision on each of a brand's `entities` that is
-    /// quarantined and not decided yet (one `fraud_reviews` row each, all in
-    /// one INSERT: durable together when this returns, or none on an error);
-    /// says per entity, in order, what became of it. An entity listed twice
-    /// is decided once (the repeat is `AlreadyDecided`).
+    /// Records one decision on each of `entities` (brand, kind, id; any
+    /// brands) that is quarantined and not decided yet (one `fraud_reviews`
+    /// row each, all in one INSERT: durable together when this returns, or
+    /// none on an error); says per entity, in order, what became of it. An
+    /// entity listed twice is decided once (the repeat is `AlreadyDecided`).
     pub async fn decide_many(
         &self,
-        brand: BrandId,
-        entities: &[(EntityKind, String)],
+        entities: &[(BrandId, EntityKind, String)],
         decision: Decision<'_>,
     ) -> Result<Vec<DecisionOutcome>, StoreError> {
         let _one_at_a_time = self.decisions.lock().await;
         let keys: Vec<(Uuid, i8, String)> = entities
             .iter()
-            .map(|(k, id)| (brand.as_uuid(), k.code(), id.clone()))
+            .map(|(b, k, id)| (b.as_uuid(), k.code(), id.clone()))
             .collect();
         let scores: HashMap<(Uuid, i8, String), FraudScoreRow> = self
             .store
@@ -1022,7 +1021,7 @@ impl Quarantine {
                 continue;
             };
             held.insert(
-                (brand, kind, r.entity_id.clone()),
+                (BrandId::from(r.brand_id), kind, r.entity_id.clone()),
                 Held {
                     score: score.score,
                     review: Review::Decided(decision.verdict),

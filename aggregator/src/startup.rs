@@ -25,6 +25,7 @@ use crate::config::{AttributionSettings, IngestSettings, Secrets, Settings};
 use crate::conversions::Conversions;
 use crate::fraud::{FraudPolicies, Scorer};
 use crate::fraud_job::FraudJob;
+use crate::sweep::PopulationSweep;
 use crate::ingest::TimePolicy;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
@@ -228,6 +229,8 @@ pub struct Application {
     commission_job: Option<(crate::commission_job::CommissionJob, Duration)>,
     /// The fraud job and its interval.
     fraud_job: (FraudJob, Duration),
+    /// The population sweep the fraud job runs.
+    sweep: PopulationSweep,
 }
 
 impl Application {
@@ -293,13 +296,20 @@ impl Application {
             .load(crate::clock::now_ms())
             .await
             .context("loading the fraud state")?;
+        let sweep = PopulationSweep::new(
+            Arc::clone(&quarantine),
+            store.clone(),
+            event_sink.clone(),
+            Arc::clone(&metrics),
+        );
         let fraud_job = (
             FraudJob::new(
                 Arc::clone(&quarantine),
                 Arc::clone(&metrics),
                 fraud.policy_dir.clone(),
                 !attribution.single_instance,
-            ),
+            )
+            .with_sweep(sweep.clone(), Duration::from_secs(fraud.sweep_interval_secs)),
             Duration::from_secs(fraud.job_interval_secs.max(1)),
         );
         let conversions = Conversions::new(
@@ -360,7 +370,14 @@ impl Application {
             limits: settings.server.limits(),
             commission_job,
             fraud_job,
+            sweep,
         })
+    }
+
+    /// The population sweep the fraud job runs, to run it at a chosen time
+    /// (tests replaying traffic on their own clock).
+    pub fn population_sweep(&self) -> PopulationSweep {
+        self.sweep.clone()
     }
 
     /// The bound port.
@@ -385,7 +402,11 @@ impl Application {
             port,
             commission_job,
             fraud_job,
+            sweep,
         } = self;
+        // The fraud job keeps its own handle; this one would hold the event
+        // writer open past shutdown (it finishes when its last handle goes).
+        drop(sweep);
         tracing::info!(port, "aggregator listening");
         let (stop_jobs, mut jobs_stopped) = tokio::sync::watch::channel(false);
         let reload_job = tokio::spawn(reloader.run_until_stopped(reload_every, async move {

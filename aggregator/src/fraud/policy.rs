@@ -193,15 +193,18 @@ pub struct FraudPolicy {
 }
 
 /// The population sweep's test (docs/fraud.md, "Conversion shortfall").
-/// Clicks of one link are grouped by network — the IPv4 /22 or IPv6 /48,
-/// and, for hosting networks, the ASN — over `lookback_hours`, leaving out
-/// the last `settle_minutes` (players have not registered yet). A group is
-/// flagged when it has at least `min_clicks`, converted at most
-/// `max_ratio_percent` of what the baseline rate predicts, and a binomial
-/// tail bound puts the chance of so few conversions at or below
-/// 10^-`confidence_nines`. The baseline is the rest of the link's clicks
-/// when they number at least `min_baseline_clicks`, else the rest of the
-/// brand's. The flagged group's clicks that converted are never held.
+/// Clicks of one link are grouped by network — the IPv4 /22 or IPv6 /48 —
+/// and all of the link's clicks from hosting networks form one more group,
+/// over `lookback_hours`, leaving out the last `settle_minutes` (players
+/// have not registered yet). A group is flagged when it has at least
+/// `min_clicks`, converted at most `max_ratio_percent` of what the baseline
+/// rate predicts, and a binomial tail bound puts the chance of so few
+/// conversions at or below 10^-`confidence_nines`. The baseline is the
+/// rest of the link's clicks when they number at least
+/// `min_baseline_clicks`, else the rest of the brand's; in a baseline each
+/// network counts at most `min_clicks` clicks (its conversions scaled
+/// alike), so a farm cannot drag the rate it is compared with. The flagged
+/// group's clicks that converted are never held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShortfallRule {

@@ -1,24 +1,28 @@
-//! The operators' review of quarantined clicks and conversions.
+//! The review of quarantined clicks and conversions.
 //!
 //! * `GET /api/v1/fraud/quarantine` — one page of held entities with their
-//!   score, signals and review state, newest first (`limit` 1..=500,
-//!   `cursor` = the previous page's `next_cursor`; filters `brand_id`,
+//!   score, signals (points and a sentence each) and review state, newest
+//!   first (`limit` 1..=500, default 100; `cursor` = the previous page's
+//!   `next_cursor`, absent on the last page; filters `brand_id`,
 //!   `affiliate_id`, `kind`, `signal`, `min_score`, `max_score`, `from`,
 //!   `to`, `status` = pending | approved | rejected). The page is selected
-//!   in ClickHouse ([`crate::store::fraud_review`]).
+//!   in ClickHouse ([`crate::store::fraud_review`]), one page per call.
 //! * `POST /api/v1/fraud/quarantine/{kind}/{id}/decision` approves
 //!   (released: attribution and commission proceed) or rejects (confirmed
 //!   fraud: the commission job claws back anything accrued) one of them;
 //!   the first decision is binding (409 after), and records who decided and
-//!   when.
-//! * `POST /api/v1/fraud/quarantine/decisions` takes the same decision on
-//!   up to 1 000 entities of one brand, and says per entity whether it was
-//!   decided, already decided, not found or not quarantined.
+//!   when. Operator token only.
+//! * `POST /api/v1/fraud/quarantine/decisions` takes one decision, with one
+//!   reason, on up to 1 000 entities (of any brands the caller may see),
+//!   stored in one INSERT, and says per entity whether it was decided,
+//!   already decided, not held, not found or forbidden.
 //!
-//! Owns parsing (every bad value is a 422 naming its field), the cursor
-//! and the JSON views; what a decision does belongs to
-//! [`crate::quarantine`]. Operator token only: brands and affiliates never
-//! see the review queue.
+//! Owns parsing (every bad value is a 422 naming its field), the cursor,
+//! the callers' scopes and the JSON views; what a decision does belongs to
+//! [`crate::quarantine`]. The operator token sees and decides every brand's
+//! holds, a brand key its own brand's (a `brand_id` filter naming another
+//! brand gives an empty page; another brand's entity in a bulk decision is
+//! `forbidden`); affiliate keys get 403.
 
 use std::collections::HashSet;
 
@@ -32,7 +36,7 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::auth::Operator;
+use crate::auth::{ApiCaller, Operator};
 use crate::clock::now_ms;
 use crate::error::{ApiError, Problem};
 use crate::events::parse_time;
@@ -53,8 +57,18 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// Most entities one bulk decision may name.
 pub const MAX_BULK_ENTITIES: usize = 1000;
 
+/// Longest `reason` of a bulk decision (and `note` of a single one), in
+/// bytes.
+pub const MAX_REASON_BYTES: usize = 2000;
+
 /// The credential recorded with operator decisions.
 const OPERATOR_CREDENTIAL: &str = "operator_token";
+
+/// The credential recorded with decisions taken with a brand key.
+const BRAND_CREDENTIAL: &str = "brand_key";
+
+/// Why an affiliate key is refused.
+const REVIEWERS_ONLY: &str = "the review queue takes the operator token or a brand API key";
 
 /// `GET /api/v1/fraud/quarantine` query (every value as text, so that a
 /// bad one is a 422 naming it).
@@ -85,23 +99,30 @@ pub struct DecisionRequest {
     note: Option<String>,
 }
 
-/// One entity of a bulk decision.
+/// One entity of a bulk decision (`id` is accepted for `entity_id`, as
+/// the queue's items name it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntityRef {
+    brand_id: Option<String>,
     kind: Option<String>,
-    id: Option<String>,
+    #[serde(alias = "id")]
+    entity_id: Option<String>,
 }
 
-/// `POST /api/v1/fraud/quarantine/decisions` body.
+/// `POST /api/v1/fraud/quarantine/decisions` body: one decision and one
+/// reason for every entity; `brand_id` is the brand of the entities that
+/// name none (a brand key's own brand by default); `reviewer` defaults to
+/// the credential's name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkDecisionRequest {
-    brand_id: Option<String>,
     decision: Option<String>,
+    reason: Option<String>,
+    #[serde(default)]
     reviewer: Option<String>,
     #[serde(default)]
-    note: Option<String>,
+    brand_id: Option<String>,
     entities: Option<Vec<EntityRef>>,
 }
 
@@ -141,13 +162,15 @@ fn parse_instant(field: &str, text: &str) -> Result<u64, Problem> {
 }
 
 fn parse_signal(text: &str) -> Result<String, Problem> {
-    Signal::parse(text).map(|s| s.code().to_owned()).ok_or_else(|| {
-        let codes: Vec<&str> = Signal::ALL.iter().map(Signal::code).collect();
-        Problem::new(
-            "signal",
-            format!("must be a signal code ({}), got {text:?}", codes.join(", ")),
-        )
-    })
+    Signal::parse(text)
+        .map(|s| s.code().to_owned())
+        .ok_or_else(|| {
+            let codes: Vec<&str> = Signal::ALL.iter().map(Signal::code).collect();
+            Problem::new(
+                "signal",
+                format!("must be a signal code ({}), got {text:?}", codes.join(", ")),
+            )
+        })
 }
 
 fn parse_status(text: &str) -> Result<QueueStatus, Problem> {
@@ -275,7 +298,10 @@ impl ListQuery {
             .kind
             .as_deref()
             .and_then(|k| take(p, parse_kind(k, "kind")));
-        let signal = self.signal.as_deref().and_then(|s| take(p, parse_signal(s)));
+        let signal = self
+            .signal
+            .as_deref()
+            .and_then(|s| take(p, parse_signal(s)));
         let min_score = self
             .min_score
             .as_deref()
@@ -302,7 +328,10 @@ impl ListQuery {
                 p.push(Problem::new("to", "must be after from"));
             }
         }
-        let status = self.status.as_deref().and_then(|s| take(p, parse_status(s)));
+        let status = self
+            .status
+            .as_deref()
+            .and_then(|s| take(p, parse_status(s)));
         let limit = take(p, parse_limit(self.limit.as_deref()));
         let after = self.cursor.as_deref().and_then(|c| {
             take(
@@ -333,7 +362,10 @@ impl ListQuery {
 
 fn item_json(item: &ReviewItem) -> Value {
     let r = &item.score;
-    let status = item.decision.as_ref().map_or("pending", |(v, _)| v.as_str());
+    let status = item
+        .decision
+        .as_ref()
+        .map_or("pending", |(v, _)| v.as_str());
     let signals: Value = serde_json::from_str(&r.signals).unwrap_or(Value::Null);
     let mut out = json!({
         "brand_id": r.brand_id.to_string(),
@@ -362,23 +394,67 @@ fn item_json(item: &ReviewItem) -> Value {
     out
 }
 
-/// Lists one page of quarantined entities.
+/// The answer of one page: `next_cursor` only when a next page exists.
+fn page_json(items: &[ReviewItem], next: Option<&QueueKey>) -> Value {
+    let mut out = json!({"items": items.iter().map(item_json).collect::<Vec<_>>()});
+    if let Some(next) = next {
+        out["next_cursor"] = Value::String(encode_cursor(next));
+    }
+    out
+}
+
+/// Lists one page of quarantined entities: every brand's for the
+/// operator, its own for a brand key.
 pub async fn list(
-    _op: Operator,
+    caller: ApiCaller,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = q.parse()?;
+    if let ApiCaller::Affiliate(_) = caller {
+        return Err(ApiError::Forbidden(REVIEWERS_ONLY));
+    }
+    let mut query = q.parse()?;
+    if let ApiCaller::Brand(own) = caller {
+        // A brand key sees its own brand only, whatever it asks for.
+        match query.brand {
+            Some(other) if other != own.as_uuid() => return Ok(Json(page_json(&[], None))),
+            _ => query.brand = Some(own.as_uuid()),
+        }
+    }
     let ReviewPage { items, next } = state.quarantine().review_page(&query, now_ms()).await?;
-    Ok(Json(json!({
-        "items": items.iter().map(item_json).collect::<Vec<_>>(),
-        "next_cursor": next.as_ref().map(encode_cursor),
-    })))
+    Ok(Json(page_json(&items, next.as_ref())))
 }
 
 // ---------------------------------------------------------------- decide
 
-/// The fields a single and a bulk decision share, checked.
+/// `decision`: approve or reject.
+fn parse_verdict(problems: &mut Vec<Problem>, decision: Option<&str>) -> Option<Verdict> {
+    match decision {
+        Some("approve") => Some(Verdict::Approved),
+        Some("reject") => Some(Verdict::Rejected),
+        other => {
+            problems.push(Problem::new(
+                "decision",
+                format!("must be approve or reject, got {other:?}"),
+            ));
+            None
+        }
+    }
+}
+
+/// Who decides: 1..=128 printable characters.
+fn parse_reviewer(problems: &mut Vec<Problem>, reviewer: Option<&str>) -> String {
+    let reviewer = reviewer.map(str::trim).unwrap_or_default().to_owned();
+    if reviewer.is_empty() || reviewer.len() > 128 || reviewer.chars().any(char::is_control) {
+        problems.push(Problem::new(
+            "reviewer",
+            "is required: who decides (1..=128 printable characters)",
+        ));
+    }
+    reviewer
+}
+
+/// The fields of a single decision, checked.
 struct DecisionFields {
     brand: Option<BrandId>,
     verdict: Option<Verdict>,
@@ -400,27 +476,14 @@ fn decision_fields(
             None
         }
     };
-    let verdict = match decision {
-        Some("approve") => Some(Verdict::Approved),
-        Some("reject") => Some(Verdict::Rejected),
-        other => {
-            problems.push(Problem::new(
-                "decision",
-                format!("must be approve or reject, got {other:?}"),
-            ));
-            None
-        }
-    };
-    let reviewer = reviewer.map(str::trim).unwrap_or_default().to_owned();
-    if reviewer.is_empty() || reviewer.len() > 128 || reviewer.chars().any(char::is_control) {
-        problems.push(Problem::new(
-            "reviewer",
-            "is required: who decides (1..=128 printable characters)",
-        ));
-    }
+    let verdict = parse_verdict(problems, decision);
+    let reviewer = parse_reviewer(problems, reviewer);
     let note = note.unwrap_or_default();
-    if note.len() > 2000 {
-        problems.push(Problem::new("note", "must be at most 2000 bytes"));
+    if note.len() > MAX_REASON_BYTES {
+        problems.push(Problem::new(
+            "note",
+            format!("must be at most {MAX_REASON_BYTES} bytes"),
+        ));
     }
     DecisionFields {
         brand,
@@ -487,12 +550,38 @@ pub async fn decide(
         .into_response())
 }
 
+/// `reason`: why, 1..=2000 bytes (surrounding white space dropped).
+fn parse_reason(problems: &mut Vec<Problem>, reason: Option<&str>) -> String {
+    let reason = reason.map(str::trim).unwrap_or_default().to_owned();
+    if reason.is_empty() {
+        problems.push(Problem::new(
+            "reason",
+            format!("is required: why (1..={MAX_REASON_BYTES} bytes)"),
+        ));
+    } else if reason.len() > MAX_REASON_BYTES {
+        problems.push(Problem::new(
+            "reason",
+            format!(
+                "must be at most {MAX_REASON_BYTES} bytes, got {}",
+                reason.len()
+            ),
+        ));
+    }
+    reason
+}
+
+/// An entity of a bulk decision, checked: its brand (given, the request's,
+/// or the brand key's), kind and id.
+type BulkKey = (BrandId, EntityKind, String);
+
 /// Checks a bulk decision's entity list: 1..=1000 entities, each with a
-/// kind and an id, none twice.
+/// brand (its own `brand_id`, else `default_brand`), a kind and an id,
+/// none twice.
 fn parse_entities(
     problems: &mut Vec<Problem>,
     entities: Option<Vec<EntityRef>>,
-) -> Vec<(EntityKind, String)> {
+    default_brand: Option<BrandId>,
+) -> Vec<BulkKey> {
     let Some(entities) = entities else {
         problems.push(Problem::new("entities", "is required"));
         return Vec::new();
@@ -510,6 +599,24 @@ fn parse_entities(
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(entities.len());
     for (i, e) in entities.into_iter().enumerate() {
+        let brand = match e.brand_id.as_deref() {
+            Some(b) => BrandId::parse(b)
+                .map_err(|err| {
+                    problems.push(Problem::new(
+                        format!("entities[{i}].brand_id"),
+                        err.to_string(),
+                    ))
+                })
+                .ok(),
+            None if default_brand.is_some() => default_brand,
+            None => {
+                problems.push(Problem::new(
+                    format!("entities[{i}].brand_id"),
+                    "is required (here or as the request's brand_id)",
+                ));
+                None
+            }
+        };
         let kind = match e.kind.as_deref() {
             Some(k) => take(problems, parse_kind(k, &format!("entities[{i}].kind"))),
             None => {
@@ -517,103 +624,174 @@ fn parse_entities(
                 None
             }
         };
-        let id = e.id.map(|id| id.trim().to_owned()).unwrap_or_default();
+        let id = e
+            .entity_id
+            .map(|id| id.trim().to_owned())
+            .unwrap_or_default();
         if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
             problems.push(Problem::new(
-                format!("entities[{i}].id"),
+                format!("entities[{i}].entity_id"),
                 "is required: 1..=128 printable characters",
             ));
             continue;
         }
-        let Some(kind) = kind else { continue };
-        if !seen.insert((kind, id.clone())) {
+        let (Some(brand), Some(kind)) = (brand, kind) else {
+            continue;
+        };
+        if !seen.insert((brand, kind, id.clone())) {
             problems.push(Problem::new(
                 format!("entities[{i}]"),
                 "lists an entity already listed",
             ));
             continue;
         }
-        out.push((kind, id));
+        out.push((brand, kind, id));
     }
     out
 }
 
-fn outcome_json(kind: EntityKind, id: &str, outcome: &DecisionOutcome) -> Value {
-    match outcome {
-        DecisionOutcome::Decided(row) => json!({
-            "kind": kind.as_str(), "id": id, "outcome": "decided",
-            "review_id": row.review_id.to_string(),
-            "player_id": (!row.brand_player_id.is_empty()).then_some(&row.brand_player_id),
-        }),
-        DecisionOutcome::AlreadyDecided { verdict, earlier } => json!({
-            "kind": kind.as_str(), "id": id, "outcome": "already_decided",
-            "decision": {
-                "review_id": earlier.review_id.to_string(),
-                "verdict": verdict.map_or("decided", Verdict::as_str),
-                "reviewer": earlier.reviewer,
-                "decided_at_ms": earlier.decided_at_ms,
-            },
-        }),
-        DecisionOutcome::NotFound => json!({"kind": kind.as_str(), "id": id, "outcome": "not_found"}),
-        DecisionOutcome::NotQuarantined => {
-            json!({"kind": kind.as_str(), "id": id, "outcome": "not_quarantined"})
+/// What became of one entity of a bulk decision.
+enum BulkOutcome {
+    /// The caller may not decide it (another brand's, for a brand key).
+    Forbidden,
+    /// Looked at by [`crate::quarantine`].
+    Looked(DecisionOutcome),
+}
+
+impl BulkOutcome {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Forbidden => "forbidden",
+            Self::Looked(DecisionOutcome::Decided(_)) => "decided",
+            Self::Looked(DecisionOutcome::AlreadyDecided { .. }) => "already_decided",
+            Self::Looked(DecisionOutcome::NotQuarantined) => "not_held",
+            Self::Looked(DecisionOutcome::NotFound) => "not_found",
         }
     }
 }
 
-/// Approves or rejects many quarantined entities of one brand at once:
-/// one `fraud_reviews` row per entity that is quarantined and undecided
-/// (stored together), and per entity what became of it.
+/// Outcome names, in the order the answer counts them.
+const OUTCOMES: [&str; 5] = [
+    "decided",
+    "already_decided",
+    "not_held",
+    "not_found",
+    "forbidden",
+];
+
+fn outcome_json((brand, kind, id): &BulkKey, outcome: &BulkOutcome) -> Value {
+    let mut out = json!({
+        "brand_id": brand.to_string(),
+        "kind": kind.as_str(),
+        "entity_id": id,
+        "outcome": outcome.name(),
+    });
+    match outcome {
+        BulkOutcome::Looked(DecisionOutcome::Decided(row)) => {
+            out["review_id"] = json!(row.review_id.to_string());
+            out["player_id"] =
+                json!((!row.brand_player_id.is_empty()).then_some(&row.brand_player_id));
+        }
+        BulkOutcome::Looked(DecisionOutcome::AlreadyDecided { verdict, earlier }) => {
+            out["decision"] = json!({
+                "review_id": earlier.review_id.to_string(),
+                "verdict": verdict.map_or("decided", Verdict::as_str),
+                "reviewer": earlier.reviewer,
+                "note": earlier.note,
+                "decided_at_ms": earlier.decided_at_ms,
+            });
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Approves or rejects many quarantined entities at once, with one reason:
+/// one `fraud_reviews` row per entity the caller may decide that is held
+/// and undecided, all stored in one INSERT (or none), and per entity, in
+/// the request's order, what became of it.
 pub async fn decide_many(
-    _op: Operator,
+    caller: ApiCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BulkDecisionRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    let (credential, own) = match caller {
+        ApiCaller::Operator => (OPERATOR_CREDENTIAL, None),
+        ApiCaller::Brand(b) => (BRAND_CREDENTIAL, Some(b)),
+        ApiCaller::Affiliate(_) => return Err(ApiError::Forbidden(REVIEWERS_ONLY)),
+    };
     let mut problems = Vec::new();
-    let fields = decision_fields(
-        &mut problems,
-        body.brand_id.as_deref(),
-        body.decision.as_deref(),
-        body.reviewer.as_deref(),
-        body.note,
-    );
-    let entities = parse_entities(&mut problems, body.entities);
-    let (Some(brand), Some(verdict), true) = (fields.brand, fields.verdict, problems.is_empty())
-    else {
+    let p = &mut problems;
+    let verdict = parse_verdict(p, body.decision.as_deref());
+    let reason = parse_reason(p, body.reason.as_deref());
+    let reviewer = match body.reviewer.as_deref() {
+        Some(r) => parse_reviewer(p, Some(r)),
+        None => credential.to_owned(),
+    };
+    let default_brand = match body.brand_id.as_deref() {
+        Some(b) => take(p, parse_brand(b)),
+        None => own,
+    };
+    let entities = parse_entities(p, body.entities, default_brand);
+    let (Some(verdict), true) = (verdict, problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
+    let may_decide = |brand: BrandId| own.is_none_or(|b| b == brand);
+    let allowed: Vec<BulkKey> = entities
+        .iter()
+        .filter(|(b, _, _)| may_decide(*b))
+        .cloned()
+        .collect();
     let at_ms = now_ms();
-    let outcomes = state
-        .quarantine()
-        .decide_many(
-            brand,
-            &entities,
-            Decision {
-                verdict,
-                reviewer: &fields.reviewer,
-                credential: OPERATOR_CREDENTIAL,
-                note: &fields.note,
-                at_ms,
-            },
-        )
-        .await?;
-    let count = |f: fn(&DecisionOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let mut looked = if allowed.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .quarantine()
+            .decide_many(
+                &allowed,
+                Decision {
+                    verdict,
+                    reviewer: &reviewer,
+                    credential,
+                    note: &reason,
+                    at_ms,
+                },
+            )
+            .await?
+    }
+    .into_iter();
+    let outcomes: Vec<BulkOutcome> = entities
+        .iter()
+        .map(|(b, _, _)| {
+            if may_decide(*b) {
+                // One outcome per allowed entity, in order.
+                looked
+                    .next()
+                    .map_or(BulkOutcome::Forbidden, BulkOutcome::Looked)
+            } else {
+                BulkOutcome::Forbidden
+            }
+        })
+        .collect();
+    let counts: serde_json::Map<String, Value> = OUTCOMES
+        .iter()
+        .map(|name| {
+            let n = outcomes.iter().filter(|o| o.name() == *name).count();
+            ((*name).to_owned(), json!(n))
+        })
+        .collect();
     Ok(Json(json!({
-        "brand_id": brand.to_string(),
         "decision": verdict.as_str(),
-        "reviewer": fields.reviewer,
-        "note": fields.note,
+        "reason": reason,
+        "reviewer": reviewer,
+        "credential": credential,
         "decided_at_ms": at_ms,
-        "counts": {
-            "decided": count(|o| matches!(o, DecisionOutcome::Decided(_))),
-            "already_decided": count(|o| matches!(o, DecisionOutcome::AlreadyDecided { .. })),
-            "not_found": count(|o| matches!(o, DecisionOutcome::NotFound)),
-            "not_quarantined": count(|o| matches!(o, DecisionOutcome::NotQuarantined)),
-        },
+        "counts": counts,
         "results": entities
             .iter()
             .zip(&outcomes)
-            .map(|((kind, id), o)| outcome_json(*kind, id, o))
+            .map(|(key, o)| outcome_json(key, o))
             .collect::<Vec<_>>(),
     })))
 }
@@ -630,7 +808,10 @@ mod tests {
             assert!(!text.contains('='), "{text}");
             assert_eq!(base64url_decode(&text), Some(bytes), "{text}");
         }
-        assert_eq!(base64url_encode(b"any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw");
+        assert_eq!(
+            base64url_encode(b"any carnal pleas"),
+            "YW55IGNhcm5hbCBwbGVhcw"
+        );
         for bad in ["Y", "YW5=", "YW!x", "YX"] {
             assert_eq!(base64url_decode(bad), None, "{bad}");
         }
@@ -727,7 +908,85 @@ mod tests {
         }
         .parse()
         .expect("valid");
-        assert_eq!(ok.from_ms, Some(1_763_629_200_000));
+        assert_eq!(ok.from_ms, Some(1_795_165_200_000));
         assert_eq!(ok.limit, 500);
+    }
+
+    fn entity(brand: Option<&str>, kind: &str, id: &str) -> EntityRef {
+        EntityRef {
+            brand_id: brand.map(str::to_owned),
+            kind: Some(kind.to_owned()),
+            entity_id: Some(id.to_owned()),
+        }
+    }
+
+    #[test]
+    fn bulk_entities_take_their_own_brand_else_the_default_and_are_listed_once() {
+        let own = BrandId::from(Uuid::from_u128(1));
+        let other = "00000000-0000-0000-0000-000000000002";
+        let mut problems = Vec::new();
+        let keys = parse_entities(
+            &mut problems,
+            Some(vec![
+                entity(None, "click", "c-1"),
+                entity(Some(other), "registration", " r-1 "),
+                entity(Some(other), "click", "c-1"),
+            ]),
+            Some(own),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let other = BrandId::parse(other).expect("uuid");
+        assert_eq!(
+            keys,
+            [
+                (own, EntityKind::Click, "c-1".to_owned()),
+                (other, EntityKind::Registration, "r-1".to_owned()),
+                (other, EntityKind::Click, "c-1".to_owned()),
+            ]
+        );
+        let mut problems = Vec::new();
+        parse_entities(
+            &mut problems,
+            Some(vec![
+                entity(None, "click", "c-1"),
+                entity(Some("nope"), "click", "c-2"),
+                entity(Some("00000000-0000-0000-0000-000000000001"), "click", "c-3"),
+                entity(Some("00000000-0000-0000-0000-000000000001"), "click", "c-3"),
+            ]),
+            None,
+        );
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "entities[0].brand_id",
+                "entities[1].brand_id",
+                "entities[3]"
+            ]
+        );
+        for n in [0, MAX_BULK_ENTITIES + 1] {
+            let mut problems = Vec::new();
+            let many = (0..n)
+                .map(|i| entity(None, "click", &i.to_string()))
+                .collect();
+            assert!(parse_entities(&mut problems, Some(many), Some(own)).is_empty());
+            assert_eq!(problems[0].field, "entities", "{n}");
+        }
+    }
+
+    #[test]
+    fn a_bulk_reason_is_required_and_at_most_2000_bytes() {
+        for (reason, ok) in [
+            (None, false),
+            (Some(" \n "), false),
+            (Some("farm"), true),
+            (Some(&*"é".repeat(1000)), true),
+            (Some(&*"é".repeat(1001)), false),
+        ] {
+            let mut problems = Vec::new();
+            parse_reason(&mut problems, reason);
+            assert_eq!(problems.is_empty(), ok, "{reason:?}: {problems:?}");
+            assert!(problems.iter().all(|p| p.field == "reason"));
+        }
     }
 }

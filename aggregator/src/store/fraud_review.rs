@@ -106,7 +106,9 @@ const ORDER: &str =
     "ORDER BY occurred_at_ms DESC, toInt8(entity_kind), toString(brand_id), entity_id";
 
 fn is_signal_code(code: &str) -> bool {
-    !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    !code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
 /// Conditions on the time an entity happened that ClickHouse can prune
@@ -129,7 +131,11 @@ fn time_bounds(since_ms: Option<u64>, to_ms: Option<u64>, until_ms: Option<u64>)
 /// review state is the first decision in `fraud_reviews`.
 pub(crate) fn page_keys_sql(q: &QueueQuery, since_ms: Option<u64>) -> String {
     let since_ms = [since_ms, q.from_ms].into_iter().flatten().max();
-    let mut inner = time_bounds(since_ms, q.to_ms, q.after.as_ref().map(|k| k.occurred_at_ms));
+    let mut inner = time_bounds(
+        since_ms,
+        q.to_ms,
+        q.after.as_ref().map(|k| k.occurred_at_ms),
+    );
     inner.push("quarantined = 1".to_owned());
     let mut scope = Vec::new();
     if let Some(b) = q.brand {
@@ -149,7 +155,11 @@ pub(crate) fn page_keys_sql(q: &QueueQuery, since_ms: Option<u64>) -> String {
         inner.push(format!("score <= {s}"));
     }
     if let Some(code) = &q.signal {
-        let code = if is_signal_code(code) { code.as_str() } else { "-" };
+        let code = if is_signal_code(code) {
+            code.as_str()
+        } else {
+            "-"
+        };
         inner.push(format!(
             "position(signals, {}) > 0",
             sql_string(&format!("\"signal\":\"{code}\""))
@@ -209,7 +219,10 @@ fn keys_in(keys: &[(Uuid, i8, String)]) -> String {
         .iter()
         .map(|(b, k, id)| format!("(toUUID('{b}'), '{}', {})", kind_name(*k), sql_string(id)))
         .collect();
-    format!("(brand_id, entity_kind, entity_id) IN ({})", list.join(", "))
+    format!(
+        "(brand_id, entity_kind, entity_id) IN ({})",
+        list.join(", ")
+    )
 }
 
 const REVIEW_COLUMNS: &str = "review_id, brand_id, entity_kind, entity_id, brand_player_id, \
@@ -238,11 +251,15 @@ impl Store {
         if q.limit == 0 {
             return Ok(Vec::new());
         }
-        let newest = [q.after.as_ref().map(|k| k.occurred_at_ms), q.to_ms, Some(now_ms)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now_ms);
+        let newest = [
+            q.after.as_ref().map(|k| k.occurred_at_ms),
+            q.to_ms,
+            Some(now_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now_ms);
         let mut keys: Vec<KeyRow> = Vec::new();
         for window in WINDOWS_MS {
             // A window reaching `from` (or the epoch) is everything.
@@ -312,7 +329,12 @@ impl Store {
                 "SELECT {REVIEW_COLUMNS} FROM fraud_reviews FINAL WHERE {} ORDER BY decided_at_ms",
                 keys_in(chunk)
             );
-            rows.extend(self.client().query_raw(&sql).fetch_all::<FraudReviewRow>().await?);
+            rows.extend(
+                self.client()
+                    .query_raw(&sql)
+                    .fetch_all::<FraudReviewRow>()
+                    .await?,
+            );
         }
         // Chunks are each in time order; the first decision is the earliest.
         rows.sort_by_key(|r| r.decided_at_ms);
@@ -427,10 +449,16 @@ mod tests {
             ..QueueQuery::default()
         };
         let sql = page_keys_sql(&q, None);
-        assert!(sql.contains("position(signals, '\"signal\":\"-\"') > 0"), "{sql}");
+        assert!(
+            sql.contains("position(signals, '\"signal\":\"-\"') > 0"),
+            "{sql}"
+        );
         assert!(sql.contains("'it\\'s?'"), "{sql}");
         assert!(sql.contains("occurred_at <= toDateTime(5)"), "{sql}");
-        assert!(sql.contains("HAVING argMin(decision, decided_at_ms) = 'rejected'"), "{sql}");
+        assert!(
+            sql.contains("HAVING argMin(decision, decided_at_ms) = 'rejected'"),
+            "{sql}"
+        );
         assert!(!sql.contains("OR 1 = 1"), "{sql}");
     }
 

@@ -20,6 +20,7 @@ pub mod problems;
 pub mod queries;
 pub mod retry;
 pub mod rows;
+pub mod sweep;
 pub mod voids;
 pub mod writer;
 

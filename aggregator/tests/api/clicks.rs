@@ -15,15 +15,15 @@ fn stored_clicks(app: &crate::helpers::TestApp) -> BTreeMap<String, RawClick> {
          toString(affiliate_id), ifNull(toString(sub_affiliate_id), ''), toString(campaign_id), \
          sub1, sub2, sub3, sub4, sub5, toString(country), region, city, toString(asn), colo, ip, \
          user_agent, referrer, accept_language, device_fingerprint, identity_hash, \
-         toString(is_bot), toString(bot_reason), toString(is_duplicate), \
+         toString(is_bot), toString(bot_reason), toString(is_duplicate), visitor_id, \
          toString(clicked_at = toDateTime(intDiv(clicked_at_ms, 1000))) \
          FROM clicks_unique FORMAT TabSeparated",
     );
     tsv.lines()
         .map(|line| {
             let f: Vec<String> = line.split('\t').map(unescape_tsv).collect();
-            assert_eq!(f.len(), 27, "{line}");
-            assert_eq!(f[26], "1", "clicked_at must be the second of clicked_at_ms");
+            assert_eq!(f.len(), 28, "{line}");
+            assert_eq!(f[27], "1", "clicked_at must be the second of clicked_at_ms");
             let raw = RawClick {
                 click_id: f[0].clone(),
                 clicked_at_ms: f[1].parse().expect("ms"),
@@ -55,6 +55,7 @@ fn stored_clicks(app: &crate::helpers::TestApp) -> BTreeMap<String, RawClick> {
                     f[24].clone()
                 },
                 is_duplicate: f[25] == "1",
+                visitor_id: f[26].clone(),
             };
             (raw.click_id.clone(), raw)
         })

@@ -1314,9 +1314,13 @@ async fn a_player_confirmed_as_fraud_after_accrual_has_the_cpa_clawed_back() {
         "{p1}"
     );
 
-    // Brands and affiliates never see the review queue.
-    let (s, _) = app.get_json(&b.key, "/api/v1/fraud/quarantine").await;
-    assert_eq!(s, 401);
+    // The brand's own key sees its own holds only (affiliates see none:
+    // `fraud_review.rs`).
+    let (s, own) = app.get_json(&b.key, "/api/v1/fraud/quarantine").await;
+    assert_eq!(s, 200, "{own}");
+    let own = own["items"].as_array().expect("items");
+    assert!(own.iter().any(|i| i["id"] == "p-1-reg"), "{own:?}");
+    assert!(own.iter().all(|i| i["brand_id"] == b.id()), "{own:?}");
 
     // The operator rejects p-1: confirmed fraud, recorded with who and when.
     let decide = |verdict: &str| json!({"brand_id": b.id(), "decision": verdict, "reviewer": "alice@operator", "note": "same device as 5 others"});

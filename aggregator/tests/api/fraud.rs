@@ -71,7 +71,7 @@ async fn a_click_farm_is_quarantined_with_its_reasons_and_credited_only_once_app
     let held = queue(
         &app,
         &format!(
-            "brand_id={}&kind=click&status=pending&limit=1000",
+            "brand_id={}&kind=click&status=pending&limit=500",
             f.brand_id
         ),
     )

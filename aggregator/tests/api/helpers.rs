@@ -42,6 +42,10 @@ pub struct TestApp {
     pub database: String,
     pub ch: Ch,
     pub http: reqwest::Client,
+    /// The app's population sweep (run at a chosen time by replay tests).
+    /// It holds a handle on the app's event writer, so [`TestApp::stop`]
+    /// drops it first (the writer finishes when its last handle goes).
+    pub sweep: Option<clickstitch_aggregator::sweep::PopulationSweep>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -126,6 +130,7 @@ async fn start(ch: Ch, database: String, tweak: impl FnOnce(&mut Settings)) -> T
         .await
         .expect("build the application");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let sweep = app.population_sweep();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -138,6 +143,7 @@ async fn start(ch: Ch, database: String, tweak: impl FnOnce(&mut Settings)) -> T
             .timeout(Duration::from_secs(60))
             .build()
             .expect("client"),
+        sweep: Some(sweep),
         shutdown: Some(tx),
         handle: Some(handle),
     }
@@ -164,6 +170,7 @@ pub struct Fixture {
 impl TestApp {
     /// Sends the shutdown signal and waits for the final flush.
     pub async fn stop(&mut self) {
+        self.sweep = None;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -403,6 +410,7 @@ pub fn click(f: &Fixture, ids: &mut ClickIdGenerator, n: u8) -> RawClick {
         is_bot: false,
         bot_reason: String::new(),
         is_duplicate: false,
+        visitor_id: format!("{:032x}", u128::from(n) * 15_485_863 + 1),
     }
 }
 

@@ -11,6 +11,7 @@ mod commission_reads;
 mod commissions;
 mod events;
 mod fraud;
+mod fraud_review;
 mod fraud_scenarios;
 mod health;
 mod helpers;

@@ -3,19 +3,23 @@
 //! Every pattern is matched case-insensitively against the lower-cased user
 //! agent: patterns are lower-cased too (outside escapes, so `\S` stays `\S`).
 //! Then they are split three ways, because one alternation of ~1 900 regexes
-//! thrashes the regex crate's lazy DFA on varied traffic (tens of µs per user
-//! agent, measured: docs/benchmarks.md, "Bot screening"):
+//! thrashes the regex crate's lazy DFA on varied traffic (~140 µs per user
+//! agent against ~1.5 µs split, over the test corpora interleaved; measured by
+//! the ignored test below, docs/benchmarks.md, "Bot screening"):
 //!
 //! - plain literals (most of the lists: `googlebot/`, `ahrefsbot`) go into one
 //!   Aho-Corasick automaton searched anywhere;
 //! - literals anchored at the start (`^curl`, a few dozen) are compared one
 //!   by one;
-//! - the rest (~100 real regexes) into one combined `regex` without Unicode
-//!   classes (user agents are ASCII; `\d`, `\s` match ASCII only).
+//! - the rest (~50 real regexes, overrides included) into one combined
+//!   `regex` without Unicode classes (user agents are ASCII; `\d`, `\s` match
+//!   ASCII only).
 //!
 //! Each pattern is a [`Kind::Preview`] (a link-preview fetcher: Clickstitch's
 //! own tokens and the crawler list's `social-preview` entries) or a
 //! [`Kind::Bot`]. A preview match wins over a bot match.
+
+use std::fmt;
 
 use aho_corasick::{AhoCorasick, MatchKind, StartKind};
 use regex::bytes::{Regex, RegexBuilder};
@@ -38,6 +42,17 @@ pub(super) enum Source {
     Isbot,
     /// The `crawler-user-agents` list (`data/crawler-user-agents.json`).
     CrawlerUserAgents,
+}
+
+impl Source {
+    /// The list's name, as in docs/bot-screening.md.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Clickstitch => "clickstitch",
+            Self::Isbot => "isbot",
+            Self::CrawlerUserAgents => "crawler-user-agents",
+        }
+    }
 }
 
 /// Link-preview fetchers (lower case, regex syntax), named here because
@@ -71,6 +86,8 @@ const LINK_PREVIEW_TOKENS: &[&str] = &[
     "yahoo link preview",
     "microsoftpreview",
     "teams/",
+    // Bluesky's link-card fetcher (`Bluesky Cardyb/1.1`)
+    "cardyb",
 ];
 
 /// The `isbot` crate's patterns (0.1.3), one per line, already lower case.
@@ -79,14 +96,13 @@ const ISBOT_PATTERNS: &str = include_str!("../../data/isbot-patterns.txt");
 /// The crawler list's patterns, `<b|p>\t<pattern>` per line, extracted from
 /// `data/crawler-user-agents.json` by `build.rs` (`p`: tagged
 /// `social-preview`).
-const CRAWLER_PATTERNS: &str = include_str!(concat!(
-    env!("OUT_DIR"),
-    "/crawler-user-agents.patterns"
-));
+const CRAWLER_PATTERNS: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/crawler-user-agents.patterns"));
 
 /// A listed pattern Clickstitch replaces or leaves out, and why. Every one was
-/// found by the browser corpus test (`tests/bot_corpus.rs`), and the unit
-/// tests check that each still exists in its list.
+/// found by the browser corpus test (`tests/bot_corpus.rs`) or a one-off run
+/// over the isbot crate's browser fixtures (docs/bot-screening.md), and the
+/// unit tests check that each still exists in its list.
 #[derive(Debug)]
 pub(super) struct Override {
     /// The list the pattern is in.
@@ -99,31 +115,54 @@ pub(super) struct Override {
     pub reason: &'static str,
 }
 
+/// Sogou's crawlers: `Sogou web spider/4.0`, `Sogou Orion spider`,
+/// `New-Sogou-Spider/1.0`, `Sogou-Test-Spider`, `sogou spider`.
+const SOGOU_SPIDERS: &str = "sogou(?:[ -][a-z]+)?[ -]spider";
+const SOGOU_REASON: &str = "also Sogou's browser and search app (`SogouMobileBrowser`, \
+                            `SogouMSE`, `SogouSearch`) and app channel ids (`om_sd_sogousz1`); \
+                            Sogou's crawlers all call themselves `… spider`";
+
 /// Hand translations of listed patterns that also match real browsers.
 pub(super) const OVERRIDES: &[Override] = &[
     Override {
         source: Source::CrawlerUserAgents,
         listed: "Sonic",
-        replacement: Some("(?:^|[^a])sonic"),
-        reason: "matched case-insensitively it is inside `Panasonic` (TVs, phones)",
+        replacement: Some("(?:^|[^a-z])sonic/|ranksonic"),
+        reason: "matched case-insensitively it is inside device and brand names (`Panasonic`, \
+                 `PROSONIC` TVs, `GoogleHypersonic`); its examples are `Sonic/1.0` and \
+                 `RankSonicSiteAuditor`",
     },
     Override {
         source: Source::CrawlerUserAgents,
         listed: "Sogou",
-        replacement: Some("sogou(?:[^m]|$)"),
-        reason: "also the Sogou Mobile Browser (`SogouMobileBrowser`, `SogouMSE`)",
+        replacement: Some(SOGOU_SPIDERS),
+        reason: SOGOU_REASON,
     },
     Override {
         source: Source::Isbot,
         listed: "sogou",
-        replacement: Some("sogou(?:[^m]|$)"),
-        reason: "also the Sogou Mobile Browser (`SogouMobileBrowser`, `SogouMSE`)",
+        replacement: Some(SOGOU_SPIDERS),
+        reason: SOGOU_REASON,
     },
     Override {
         source: Source::Isbot,
         listed: "sputnik",
         replacement: Some("sputnik(?:[^b]|$|bot)"),
         reason: "also the Sputnik browser (`SputnikBrowser/…`)",
+    },
+    Override {
+        source: Source::CrawlerUserAgents,
+        listed: r"NING\/",
+        replacement: Some("(?:^|[^a-z])ning/"),
+        reason: "matched case-insensitively it is inside `Lightning/` (Thunderbird's and \
+                 SeaMonkey's calendar); Ning's crawler is `NING/1.0`",
+    },
+    Override {
+        source: Source::CrawlerUserAgents,
+        listed: "Blackboard",
+        replacement: Some("blackboard safeassign"),
+        reason: "also the Blackboard app's in-app browser (`Blackboard/3.6.1`); the crawler \
+                 is `Blackboard Safeassign`",
     },
     Override {
         source: Source::CrawlerUserAgents,
@@ -183,7 +222,11 @@ pub(super) fn all_patterns() -> Vec<Pattern> {
         .map(|l| (Source::Isbot, l, Kind::Bot));
     let crawler = CRAWLER_PATTERNS.lines().filter_map(|l| {
         let (kind, pattern) = l.split_once('\t')?;
-        let kind = if kind == "p" { Kind::Preview } else { Kind::Bot };
+        let kind = if kind == "p" {
+            Kind::Preview
+        } else {
+            Kind::Bot
+        };
         Some((Source::CrawlerUserAgents, pattern, kind))
     });
     own.chain(isbot)
@@ -266,6 +309,13 @@ pub(super) struct Rejected {
     pub error: String,
 }
 
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = self.source.map_or("all lists", Source::name);
+        write!(f, "{list} {:?}: {}", self.listed, self.error)
+    }
+}
+
 /// All lists compiled.
 #[derive(Debug)]
 pub(super) struct Engine {
@@ -276,7 +326,7 @@ pub(super) struct Engine {
     preview_regex: Option<Regex>,
     bot_regex: Option<Regex>,
     /// Patterns left out because they do not compile (none today; the unit
-    /// tests fail on any).
+    /// tests and `bot::rejected_patterns` report any).
     pub rejected: Vec<Rejected>,
 }
 
@@ -349,7 +399,11 @@ impl Engine {
             }
         }
         let bytes = view.as_bytes();
-        if self.preview_regex.as_ref().is_some_and(|r| r.is_match(bytes)) {
+        if self
+            .preview_regex
+            .as_ref()
+            .is_some_and(|r| r.is_match(bytes))
+        {
             return Some(Kind::Preview);
         }
         if found.is_none() && self.bot_regex.as_ref().is_some_and(|r| r.is_match(bytes)) {
@@ -396,7 +450,10 @@ mod tests {
 
     #[test]
     fn patterns_are_lower_cased_outside_escapes() {
-        assert_eq!(lower_pattern(r"Current[\s\S]*RSS Reader"), r"current[\s\S]*rss reader");
+        assert_eq!(
+            lower_pattern(r"Current[\s\S]*RSS Reader"),
+            r"current[\s\S]*rss reader"
+        );
         assert_eq!(lower_pattern(r"A\\B"), r"a\\b");
     }
 
@@ -414,25 +471,25 @@ mod tests {
     fn every_listed_pattern_compiles_and_none_is_silently_dropped() {
         let patterns = all_patterns();
         let engine = Engine::new(&patterns);
-        let report: Vec<String> = engine
-            .rejected
-            .iter()
-            .map(|r| format!("{:?} {:?}: {}", r.source, r.listed, r.error))
-            .collect();
+        let report: Vec<String> = engine.rejected.iter().map(ToString::to_string).collect();
         assert!(
             report.is_empty(),
             "{} pattern(s) do not compile with the regex crate:\n{}",
             report.len(),
             report.join("\n")
         );
-        for source in [Source::Clickstitch, Source::Isbot, Source::CrawlerUserAgents] {
+        for source in [
+            Source::Clickstitch,
+            Source::Isbot,
+            Source::CrawlerUserAgents,
+        ] {
             for listed in listed(source) {
                 let used = patterns
                     .iter()
                     .any(|p| p.source == source && p.listed == listed);
-                let left_out = OVERRIDES.iter().any(|o| {
-                    o.source == source && o.listed == listed && o.replacement.is_none()
-                });
+                let left_out = OVERRIDES
+                    .iter()
+                    .any(|o| o.source == source && o.listed == listed && o.replacement.is_none());
                 assert!(
                     used || left_out,
                     "{source:?} pattern {listed:?} is neither used nor an override"
@@ -479,5 +536,63 @@ mod tests {
         );
         assert_eq!(engine.classify("curl/8.5.0"), Some(Kind::Bot));
         assert_eq!(engine.classify("mozilla/5.0 (windows nt 10.0)"), None);
+    }
+
+    /// Why the engine is split (docs/benchmarks.md, "Bot screening"): one
+    /// alternation of every pattern against the split engine, over the
+    /// corpora interleaved. A measurement, not a check:
+    /// `cargo test --release -p clickstitch-shared --lib one_alternation -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement; run it in release"]
+    fn one_alternation_of_every_pattern_is_much_slower_on_varied_traffic() {
+        use std::time::Instant;
+        let patterns = all_patterns();
+        let alternation: Vec<String> = patterns
+            .iter()
+            .map(|p| format!("(?:{})", p.effective))
+            .collect();
+        let one = RegexBuilder::new(&alternation.join("|"))
+            .unicode(false)
+            .size_limit(256 << 20)
+            .build()
+            .expect("the alternation compiles");
+        let engine = Engine::new(&patterns);
+        let mut uas = Vec::new();
+        for file in [
+            "browsers.user-agents.txt",
+            "browsers.device-detector.txt",
+            "in-app.device-detector.tsv",
+            "bots.device-detector.txt",
+        ] {
+            let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).expect("the corpora");
+            uas.extend(
+                text.lines()
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_ascii_lowercase),
+            );
+        }
+        // A deterministic interleaving, so that neighbours differ.
+        let n = uas.len();
+        let mixed: Vec<&str> = (0..n).map(|i| uas[(i * 7919) % n].as_str()).collect();
+        for round in 1..=3 {
+            let t = Instant::now();
+            let one_hits = mixed
+                .iter()
+                .filter(|ua| one.is_match(ua.as_bytes()))
+                .count();
+            let one_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            let t = Instant::now();
+            let split_hits = mixed
+                .iter()
+                .filter(|ua| engine.classify(ua).is_some())
+                .count();
+            let split_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            assert_eq!(one_hits, split_hits, "both find the same bots");
+            println!(
+                "round {round}, {n} user agents: one alternation {one_us:.2} µs each, \
+                 split engine {split_us:.2} µs each"
+            );
+        }
     }
 }

@@ -7,7 +7,11 @@
 //!   after anything (`B BOT 550`, `CUBOT`, `HTC Butterfly`, `Spider 8`,
 //!   `FEVER_PLUS`), and build ids are shared by millions of phones
 //!   (`AP3A.240617.008`). `(Linux; Android 14; Spider 8 Build/AP3A.240617.008;
-//!   wv)` is read as `(linux; android 14; wv)`. A comment that describes a bot
+//!   wv)` is read as `(linux; android 14; wv)`. Only the model (the first
+//!   field after the Android version that is not a locale, `wv`, …, or a field
+//!   with `Build/`) and a build id on its own are cut: any other field is
+//!   evidence (`(Linux; Android 8.0; Pixel 2 Build/…; Storebot-Google/1.0)`
+//!   keeps `storebot-google/1.0`). A comment that describes a bot
 //!   (`compatible`, a URL or an e-mail address in it) is left whole.
 //! - **In-app browser tokens, in a real browser user agent.** A user agent that
 //!   starts `Mozilla/5.0 (` with an iPhone, iPad, iPod, Android or Linux
@@ -96,10 +100,32 @@ fn strip_android_device(lower: &str) -> Option<String> {
     {
         return None;
     }
+    let mut after_android = false;
+    let mut model_cut = false;
     let kept: Vec<&str> = comment
         .split(';')
         .map(str::trim)
-        .filter(|field| is_platform_field(field))
+        .filter(|field| {
+            if is_platform_field(field) {
+                after_android |= field.starts_with("android");
+                return true;
+            }
+            if field.contains("build/") {
+                // `<model> Build/<id>`
+                model_cut = true;
+                return false;
+            }
+            if is_build_id(field) {
+                return false;
+            }
+            if after_android && !model_cut {
+                // the first other field after the Android version: the model
+                model_cut = true;
+                return false;
+            }
+            // anything else (`Storebot-Google/1.0`) is evidence
+            true
+        })
         .collect();
     let rebuilt = kept.join("; ");
     if rebuilt == comment {
@@ -122,6 +148,23 @@ fn is_platform_field(field: &str) -> bool {
                 .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '_'))
         })
         || is_locale(field)
+}
+
+/// An Android build id on its own (`bp2a.250605.031.a3`, `ap3a.240617.008`):
+/// four letters or digits, a six-digit date, a three-digit number and maybe a
+/// short suffix.
+fn is_build_id(field: &str) -> bool {
+    let parts: Vec<&str> = field.split('.').collect();
+    let alnum = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric());
+    let digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit());
+    matches!(parts.len(), 3 | 4)
+        && parts[0].len() == 4
+        && alnum(parts[0])
+        && digits(parts[1], 6)
+        && digits(parts[2], 3)
+        && parts
+            .get(3)
+            .is_none_or(|p| (1..=4).contains(&p.len()) && alnum(p))
 }
 
 /// `en`, `en-us`, `zh_cn`.
@@ -160,6 +203,21 @@ mod tests {
     }
 
     #[test]
+    fn only_the_model_and_build_id_are_cut_from_an_android_comment() {
+        assert_eq!(
+            view("Mozilla/5.0 (Linux; Android 16; SM-F966N; BP2A.250605.031.A3; wv) AppleWebKit/537.36"),
+            "mozilla/5.0 (linux; android 16; wv) applewebkit/537.36"
+        );
+        assert_eq!(
+            view("Mozilla/5.0 (Linux; Android 8.0; Pixel 2 Build/OPD3.170816.012; Storebot-Google/1.0) AppleWebKit/537.36"),
+            "mozilla/5.0 (linux; android 8.0; storebot-google/1.0) applewebkit/537.36"
+        );
+        assert!(is_build_id("ap3a.240617.008"));
+        assert!(!is_build_id("storebot-google/1.0"));
+        assert!(!is_build_id("1.2.3"));
+    }
+
+    #[test]
     fn an_android_comment_that_describes_a_bot_is_kept_whole() {
         let ua = "mozilla/5.0 (linux; android 5.0; compatible; somebot/1.0; +http://bot.example)";
         assert_eq!(view(ua), ua);
@@ -176,6 +234,16 @@ mod tests {
             "mozilla/5.0 (iphone; cpu iphone os 16_5 like mac os x) applewebkit/605.1.15 (khtml, like gecko) mobile/15e148"
         );
         assert_eq!(view("Viber/27.4.0.0"), "viber/27.4.0.0");
+    }
+
+    #[test]
+    fn telegrams_android_token_is_cut_with_its_device_details() {
+        // The format Telegram documents ("additional data in user agent",
+        // core.telegram.org/bots/webapps); the corpora have no example.
+        assert_eq!(
+            view("Mozilla/5.0 (Linux; Android 11; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.6668.70 Mobile Safari/537.36 Telegram-Android/11.2.1 (Tecno mobile limited TECNO CH7n; Android 11; SDK 30; AVERAGE)"),
+            "mozilla/5.0 (linux; android 11; k) applewebkit/537.36 (khtml, like gecko) chrome/129.0.6668.70 mobile safari/537.36"
+        );
     }
 
     #[test]
