@@ -693,8 +693,9 @@ impl EventRequest {
         };
         let device_key = match self.device_id.as_deref() {
             None => Some(None),
-            Some(t) if (MIN_DEVICE_ID..=MAX_DEVICE_ID).contains(&t.len())
-                && t.bytes().all(|b| b.is_ascii_graphic()) =>
+            Some(t)
+                if (MIN_DEVICE_ID..=MAX_DEVICE_ID).contains(&t.len())
+                    && t.bytes().all(|b| b.is_ascii_graphic()) =>
             {
                 Some(Some(clickstitch_shared::fingerprint::brand_device_key(t)))
             }

@@ -184,6 +184,11 @@ struct EventTypeLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GroupLabels {
+    group: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TableLabels {
     table: &'static str,
 }
@@ -271,8 +276,8 @@ pub struct Metrics {
     commission_problems: Family<ProblemLabels, Gauge>,
     commission_held_players: Family<HeldLabels, Gauge>,
     commission_reconcile_entries: Family<HeldLabels, Counter>,
-    fraud_sweep_held: Counter,
-    fraud_sweep_findings: Gauge,
+    fraud_sweep_held: Family<GroupLabels, Counter>,
+    fraud_sweep_findings: Family<GroupLabels, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -307,8 +312,8 @@ impl Metrics {
         let commission_problems = Family::<ProblemLabels, Gauge>::default();
         let commission_held_players = Family::<HeldLabels, Gauge>::default();
         let commission_reconcile_entries = Family::<HeldLabels, Counter>::default();
-        let fraud_sweep_held = Counter::default();
-        let fraud_sweep_findings = Gauge::default();
+        let fraud_sweep_held = Family::<GroupLabels, Counter>::default();
+        let fraud_sweep_findings = Family::<GroupLabels, Gauge>::default();
 
         // Families are handles on shared state: the registry keeps one clone
         // for rendering, the struct keeps one for recording.
@@ -381,12 +386,12 @@ impl Metrics {
 
         registry.register(
             "fraud_sweep_held_clicks",
-            "Clicks held by the population sweep (a network or a link's hosting traffic that converts far below its baseline)",
+            "Clicks held by the population sweep, by group (`block`: an IPv4 /22 or IPv6 /48; `hosting`: a link's hosting-network traffic)",
             fraud_sweep_held.clone(),
         );
         registry.register(
             "fraud_sweep_findings",
-            "Groups of clicks the latest population sweep flagged",
+            "Groups of clicks the latest population sweep flagged, by group",
             fraud_sweep_findings.clone(),
         );
 
@@ -410,12 +415,21 @@ impl Metrics {
         }
     }
 
-    /// Publishes one population sweep: `fraud_sweep_held_clicks_total` +=
-    /// the clicks it newly held (a click is held once, so never counted
-    /// twice), `fraud_sweep_findings` = the groups it flagged.
-    pub fn fraud_sweep(&self, findings: u64, newly_held: u64) {
-        self.fraud_sweep_held.inc_by(newly_held);
-        self.fraud_sweep_findings.set(gauge_value(findings));
+    /// Publishes one population sweep, per group kind (`block` or
+    /// `hosting`): `fraud_sweep_held_clicks_total{group}` += the clicks it
+    /// newly held (a click is held once, so never counted twice), and
+    /// `fraud_sweep_findings{group}` = the groups it flagged (set, for both
+    /// kinds, on every sweep).
+    pub fn fraud_sweep(&self, by_group: [(&'static str, u64, u64); 2]) {
+        for (group, findings, newly_held) in by_group {
+            let labels = GroupLabels { group };
+            self.fraud_sweep_held
+                .get_or_create(&labels)
+                .inc_by(newly_held);
+            self.fraud_sweep_findings
+                .get_or_create(&labels)
+                .set(gauge_value(findings));
+        }
     }
 
     /// Counts entries a periodic full run appended that incremental runs
@@ -913,6 +927,7 @@ mod tests {
         m.set_fraud_window_state("affiliate_total", 1, 2, 0);
         m.commission_run("ok");
         m.set_commission_problems([("wrong_currency", 2), ("no_fx_table", 0)], 1);
+        m.fraud_sweep([("block", 2, 900), ("hosting", 0, 0)]);
 
         let text = m.render();
         let (types, samples) = parse(&text);
@@ -929,16 +944,19 @@ mod tests {
                 "fraud_review_decisions",
                 "fraud_score",
                 "fraud_score_avg",
+                "fraud_sweep_findings",
+                "fraud_sweep_held_clicks",
                 "fraud_window_capacity",
                 "fraud_window_evictions",
                 "fraud_window_keys",
             ]
         );
-        assert_eq!(text.matches("# HELP ").count(), 12);
+        assert_eq!(text.matches("# HELP ").count(), 14);
         // clicks 1, latency 15 (sum, count, 12 bounds and +Inf), quarantined 1,
         // decisions 1, score 14 (sum, count, 11 bounds and +Inf), average 1,
-        // window 3, commission runs 1, problems 2, held players 1.
-        assert_eq!(samples.len(), 40, "{text}");
+        // window 3, commission runs 1, problems 2, held players 1, sweep 4
+        // (two groups, two families).
+        assert_eq!(samples.len(), 44, "{text}");
         assert!(
             samples.iter().all(|s| s.value.is_finite()),
             "no NaN or infinite sample values: {text}"

@@ -854,10 +854,7 @@ impl Quarantine {
                 .insert((event.brand_id, facts.brand_player_id.clone()), key);
         }
         let mut row = event_row(event, kind::REGISTRATION, &score, last_click, now_ms);
-        row.device_key = facts
-            .device_key
-            .map(|k| k.to_string())
-            .unwrap_or_default();
+        row.device_key = facts.device_key.map(|k| k.to_string()).unwrap_or_default();
         (score, row)
     }
 
@@ -907,10 +904,7 @@ impl Quarantine {
         let score = self.scorer.score_first_deposit(&facts);
         self.record(EntityKind::FirstDeposit, &score);
         let mut row = event_row(event, kind::FIRST_DEPOSIT, &score, None, now_ms);
-        row.device_key = facts
-            .device_key
-            .map(|k| k.to_string())
-            .unwrap_or_default();
+        row.device_key = facts.device_key.map(|k| k.to_string()).unwrap_or_default();
         Ok(Some((score, row)))
     }
 
@@ -1016,7 +1010,8 @@ impl Quarantine {
         for r in &rows {
             self.metrics.review_decision(decision.verdict.as_str());
             let key = (r.brand_id, r.entity_kind, r.entity_id.clone());
-            let (Some(kind), Some(score)) = (EntityKind::from_code(r.entity_kind), scores.get(&key))
+            let (Some(kind), Some(score)) =
+                (EntityKind::from_code(r.entity_kind), scores.get(&key))
             else {
                 continue;
             };

@@ -25,7 +25,6 @@ use crate::config::{AttributionSettings, IngestSettings, Secrets, Settings};
 use crate::conversions::Conversions;
 use crate::fraud::{FraudPolicies, Scorer};
 use crate::fraud_job::FraudJob;
-use crate::sweep::PopulationSweep;
 use crate::ingest::TimePolicy;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
@@ -35,6 +34,7 @@ use crate::stitching::Stitcher;
 use crate::store::journal::{JournalConfig, PipelineConfig};
 use crate::store::writer::{ClickWriter, EventSink, JournalSetup, WriterConfig, WriterTask};
 use crate::store::{Lookups, Store};
+use crate::sweep::PopulationSweep;
 
 /// Shared state of all handlers.
 #[derive(Debug, Clone)]
@@ -309,7 +309,10 @@ impl Application {
                 fraud.policy_dir.clone(),
                 !attribution.single_instance,
             )
-            .with_sweep(sweep.clone(), Duration::from_secs(fraud.sweep_interval_secs)),
+            .with_sweep(
+                sweep.clone(),
+                Duration::from_secs(fraud.sweep_interval_secs),
+            ),
             Duration::from_secs(fraud.job_interval_secs.max(1)),
         );
         let conversions = Conversions::new(

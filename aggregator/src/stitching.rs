@@ -270,12 +270,7 @@ impl Stitcher {
                 to_ms: q.to_ms,
                 limit: q.limit,
             };
-            let rows = self
-                .lookups
-                .visitors
-                .get(key)
-                .await?
-                .unwrap_or_default();
+            let rows = self.lookups.visitors.get(key).await?.unwrap_or_default();
             clicks.extend(found(rows.clone()));
             summaries.extend(rows);
         }

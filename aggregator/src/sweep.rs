@@ -194,6 +194,8 @@ impl PopulationSweep {
         self.events.all_in_clickhouse().await?;
         let policies = self.quarantine.scorer().policies();
         let mut report = SweepReport::default();
+        // (group kind, findings, clicks newly held) for the metrics.
+        let mut by_group = [("block", 0u64, 0u64), ("hosting", 0, 0)];
         for w in windows(&policies) {
             let from = now_ms.saturating_sub(u64::from(w.lookback_hours) * HOUR_MS);
             let to = now_ms.saturating_sub(u64::from(w.settle_minutes) * MINUTE_MS);
@@ -220,6 +222,9 @@ impl PopulationSweep {
             }
             for f in fraud::sweep(&policies, &tallies) {
                 let held = self.hold_finding(&f, &policies, from, to, now_ms).await?;
+                let slot = &mut by_group[usize::from(f.group == ClickGroup::Hosting)];
+                slot.1 += 1;
+                slot.2 += held.len() as u64;
                 report.held.extend(held);
                 report.findings.push(f);
             }
@@ -230,8 +235,7 @@ impl PopulationSweep {
                 "population sweep: stored clicks with an unreadable link code or address were left out"
             );
         }
-        self.metrics
-            .fraud_sweep(report.findings.len() as u64, report.held.len() as u64);
+        self.metrics.fraud_sweep(by_group);
         Ok(report)
     }
 
@@ -247,7 +251,13 @@ impl PopulationSweep {
         let brand = f.brand_id.as_uuid();
         let clicks: Vec<SweepClickRow> = self
             .store
-            .unreported_clicks(brand, f.link_code.as_str(), &click_filter(f), from_ms, to_ms)
+            .unreported_clicks(
+                brand,
+                f.link_code.as_str(),
+                &click_filter(f),
+                from_ms,
+                to_ms,
+            )
             .await?
             .into_iter()
             .filter(|c| f.covers(c.ip.parse().ok(), c.asn))
@@ -356,7 +366,9 @@ mod tests {
         stored.signals = r#"[{"signal":"datacenter_asn","points":20,"detail":"AS16509"}]"#.into();
         let row = held_row(Some(stored), &click(), &f, 60, "v1", 10);
         assert_eq!((row.score, row.quarantined), (90, 1));
-        assert!(row.signals.contains("datacenter_asn") && row.signals.contains("conversion_shortfall"));
+        assert!(
+            row.signals.contains("datacenter_asn") && row.signals.contains("conversion_shortfall")
+        );
         assert_eq!(row.escalated_by, SWEEP_MARK);
         assert!(row.scored_at_ms > 5);
         let fresh = held_row(None, &click(), &f, 95, "v1", 10);
@@ -377,6 +389,9 @@ mod tests {
         let w = windows(&policies);
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].brands, BrandSet::Except(vec![brand.as_uuid()]));
-        assert_eq!((w[1].lookback_hours, &w[1].brands), (24, &BrandSet::Only(vec![brand.as_uuid()])));
+        assert_eq!(
+            (w[1].lookback_hours, &w[1].brands),
+            (24, &BrandSet::Only(vec![brand.as_uuid()]))
+        );
     }
 }

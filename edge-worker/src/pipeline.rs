@@ -177,7 +177,11 @@ impl Pipeline {
             }),
             identity_hash: identity,
             // A bot's cookie identifies nothing worth keeping.
-            visitor_id: if verdict.is_bot() { None } else { req.visitor_id },
+            visitor_id: if verdict.is_bot() {
+                None
+            } else {
+                req.visitor_id
+            },
             bot: verdict,
             is_duplicate,
         };

@@ -31,9 +31,9 @@ pub mod rules;
 pub use credit::{HalfLife, Model, PositionSplit};
 pub use decide::{
     attribute, attribute_with, visitor_query, AffiliateCredit, Attribution, Basis, ClickCheck,
-    Decision, ExcludedTouchpoint, FingerprintOutcome, VisitorQuery, FoundClick, Ineligibility,
-    Origin, Registration, ReportedClick, Touchpoint, TrafficTypes, Unattributed,
-    UnattributedReason,
+    Decision, ExcludedTouchpoint, FingerprintOutcome, FoundClick, Ineligibility, Origin,
+    Registration, ReportedClick, Touchpoint, TrafficTypes, Unattributed, UnattributedReason,
+    VisitorQuery,
 };
 pub use kyc::{AttributionStatus, CommissionEffect, KycEvent, KycTransition};
 pub use loader::{load_dir, ReloadError, ReloadOutcome, ReloadReport, RulesReloader, RulesStore};

@@ -38,12 +38,12 @@ pub use policy::{
     InjectionRule, PolicyError, PolicyLoadError, ShortfallRule, VelocityRule, BUILTIN_VERSION,
     DEFAULT_DATACENTER_ASNS,
 };
+pub use population::{sweep, ClickGroup, ClickTally, Finding};
 pub use scorer::{
     aligned_cutoff, AffiliateBaselineRow, BaselinePlan, Capacity, ClickBaselineRow, ClickContext,
     ClickFacts, Escalation, EscalationScope, FirstDepositBaselineRow, FirstDepositFacts,
     RegistrationBaselineRow, RegistrationFacts, Score, Scorer, TableStats, AFFILIATE_BUCKET_MS,
     CLICK_BUCKET_MS,
 };
-pub use population::{sweep, ClickGroup, ClickTally, Finding};
 pub use signals::{Network, Signal, SignalHit};
 pub use window::Absorbed;

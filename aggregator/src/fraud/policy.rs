@@ -427,7 +427,8 @@ impl FraudPolicy {
         check(
             s.settle_minutes <= 1440
                 && u64::from(s.settle_minutes) < u64::from(s.lookback_hours) * 60,
-            "conversion_shortfall.settle_minutes must be 0..=1440 and shorter than the lookback".into(),
+            "conversion_shortfall.settle_minutes must be 0..=1440 and shorter than the lookback"
+                .into(),
         );
         check(
             s.max_ratio_percent <= 100,

@@ -213,13 +213,20 @@ pub fn sweep(policies: &FraudPolicies, tallies: &[ClickTally]) -> Vec<Finding> {
         let (own, asns) = match group {
             ClickGroup::Block { .. } => (Rate::capped(count, rule.min_clicks), Vec::new()),
             ClickGroup::Hosting => {
-                let mut asns = hosting_asns.get(&(brand, link)).cloned().unwrap_or_default();
+                let mut asns = hosting_asns
+                    .get(&(brand, link))
+                    .cloned()
+                    .unwrap_or_default();
                 asns.sort_unstable();
                 asns.dedup();
                 (Rate::default(), asns)
             }
         };
-        let link_rest = links.get(&(brand, link)).copied().unwrap_or_default().minus(own);
+        let link_rest = links
+            .get(&(brand, link))
+            .copied()
+            .unwrap_or_default()
+            .minus(own);
         let brand_rest = brands.get(&brand).copied().unwrap_or_default().minus(own);
         let min_base = f64::from(rule.min_baseline_clicks);
         let (base, of_what) = if link_rest.clicks >= min_base && link_rest.converted > 0.0 {
@@ -349,7 +356,13 @@ mod tests {
         let mut t = ordinary("AbC123xyz0");
         // AS16509 (AWS) is in the hosting dataset: 120 clicks over 60 /22s.
         for i in 0..60u8 {
-            t.push(tally("AbC123xyz0", [3, i.wrapping_mul(4), 1, 1], 16509, 2, 0));
+            t.push(tally(
+                "AbC123xyz0",
+                [3, i.wrapping_mul(4), 1, 1],
+                16509,
+                2,
+                0,
+            ));
         }
         let found = sweep(&FraudPolicies::builtin(), &t);
         assert_eq!(found.len(), 1, "{found:?}");
@@ -376,7 +389,10 @@ mod tests {
         assert!((ln_tail_bound(70, 0, 0.18) - exact).abs() < 1e-9);
         // P(X ≤ 5) for n = 200, p = 0.18: exact ≈ 1e-11; the bound is above it.
         let bound = ln_tail_bound(200, 5, 0.18);
-        assert!(bound > (2.5e-12f64).ln() && bound < (1e-6f64).ln(), "{bound}");
+        assert!(
+            bound > (2.5e-12f64).ln() && bound < (1e-6f64).ln(),
+            "{bound}"
+        );
         assert_eq!(ln_tail_bound(100, 30, 0.18), 0.0);
     }
 }

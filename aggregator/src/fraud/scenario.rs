@@ -43,6 +43,10 @@ const MIN: u64 = 60 * SEC;
 const HOUR: u64 = 60 * MIN;
 const DAY: u64 = 24 * HOUR;
 
+/// A sweep tally's key: brand, link (as text, for the order), address,
+/// ASN.
+type TallyKey = (BrandId, String, IpAddr, u32);
+
 /// How often (scenario time) the runner sweeps, as the aggregator's fraud
 /// job does on its own interval.
 pub const SWEEP_EVERY_MS: u64 = 6 * HOUR;
@@ -474,7 +478,13 @@ impl fmt::Display for ScenarioReport {
         writeln!(f, "\n| class | players / actors | held |")?;
         writeln!(f, "|---|---:|---:|")?;
         for a in &self.actors {
-            writeln!(f, "| {} | {} | {} |", a.class, a.actors, pct(a.held, a.actors))?;
+            writeln!(
+                f,
+                "| {} | {} | {} |",
+                a.class,
+                a.actors,
+                pct(a.held, a.actors)
+            )?;
         }
         write!(
             f,
@@ -565,9 +575,9 @@ impl Scenario {
             held[i] |= score.quarantined;
             for esc in &score.escalations {
                 escalations += 1;
-                for j in 0..i {
-                    if !held[j] && self.events[j].event.covered_by(esc) {
-                        held[j] = true;
+                for (j, h) in held[..i].iter_mut().enumerate() {
+                    if !*h && self.events[j].event.covered_by(esc) {
+                        *h = true;
                     }
                 }
             }
@@ -582,7 +592,13 @@ impl Scenario {
                 };
                 u64::from(p.get(brand).conversion_shortfall.settle_minutes) * MIN
             });
-            swept += self.sweep(scorer, last.event.at_ms() + settle + 1, n, &converted, &mut held);
+            swept += self.sweep(
+                scorer,
+                last.event.at_ms() + settle + 1,
+                n,
+                &converted,
+                &mut held,
+            );
         }
         Verdicts {
             scores,
@@ -604,8 +620,7 @@ impl Scenario {
         held: &mut [bool],
     ) -> usize {
         let policies = scorer.policies();
-        let mut tallies: BTreeMap<(BrandId, String, IpAddr, u32), (ShortCode, u64, u64)> =
-            BTreeMap::new();
+        let mut tallies: BTreeMap<TallyKey, (ShortCode, u64, u64)> = BTreeMap::new();
         let mut candidates = Vec::new();
         for (i, e) in self.events[..upto].iter().enumerate() {
             let Event::Click { facts, .. } = &e.event else {
@@ -629,14 +644,16 @@ impl Scenario {
         }
         let rows: Vec<ClickTally> = tallies
             .into_iter()
-            .map(|((brand_id, _, ip, asn), (link_code, clicks, conv))| ClickTally {
-                brand_id,
-                link_code,
-                ip,
-                asn,
-                clicks,
-                converted: conv,
-            })
+            .map(
+                |((brand_id, _, ip, asn), (link_code, clicks, conv))| ClickTally {
+                    brand_id,
+                    link_code,
+                    ip,
+                    asn,
+                    clicks,
+                    converted: conv,
+                },
+            )
             .collect();
         let findings = population::sweep(&policies, &rows);
         let mut newly = 0;
@@ -925,9 +942,14 @@ impl Drafts {
     }
 
     fn block(&mut self) -> [u8; 3] {
-        [self.pick(RESIDENTIAL_V4, 81), self.rng.random(), self.rng.random()]
+        [
+            self.pick(RESIDENTIAL_V4, 81),
+            self.rng.random(),
+            self.rng.random(),
+        ]
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn click(
         &mut self,
         class: Class,
@@ -1371,7 +1393,15 @@ fn datacenter(d: &mut Drafts, w: &World, n: usize) {
 /// A multi-accounting ring: `size` accounts on one device (one browser,
 /// one SDK device id), each clicking the affiliate's link, registering
 /// and depositing through rotating residential proxies, `gap` apart.
-fn ring(d: &mut Drafts, w: &World, class: Class, n: usize, size: usize, gap: (u64, u64), start: u64) {
+fn ring(
+    d: &mut Drafts,
+    w: &World,
+    class: Class,
+    n: usize,
+    size: usize,
+    gap: (u64, u64),
+    start: u64,
+) {
     for _ in 0..n {
         let (aff, link) = w.link(d);
         let device = Person {
@@ -1412,7 +1442,16 @@ fn click_injection(d: &mut Drafts, w: &World, n: usize) {
             device: who.clone(),
             deposit_after: None,
         };
-        d.journey(Class::ClickInjection, &injector, &link, home, &who, at, 1, Some(signup));
+        d.journey(
+            Class::ClickInjection,
+            &injector,
+            &link,
+            home,
+            &who,
+            at,
+            1,
+            Some(signup),
+        );
     }
 }
 
@@ -1439,7 +1478,16 @@ fn click_flooding(d: &mut Drafts, w: &World, n: usize, spray: usize) {
             deposit_after: None,
         };
         let at = registered.saturating_sub(ctit);
-        d.journey(Class::ClickFlooding, &flooder, &link, home, &who, at, 1, Some(signup));
+        d.journey(
+            Class::ClickFlooding,
+            &flooder,
+            &link,
+            home,
+            &who,
+            at,
+            1,
+            Some(signup),
+        );
     }
 }
 
@@ -1627,7 +1675,11 @@ mod tests {
                 ordinary_players: 3_000,
                 ..ScenarioConfig::default()
             });
-            assert_eq!(report.misses(), Vec::<String>::new(), "seed {seed}\n{report}");
+            assert_eq!(
+                report.misses(),
+                Vec::<String>::new(),
+                "seed {seed}\n{report}"
+            );
         }
     }
 
@@ -1641,8 +1693,14 @@ mod tests {
         let mut visitors = BTreeSet::new();
         let mut clicks = 0;
         for e in &s.events {
-            if let (Class::SamePhoneCrowd, Event::Click { fingerprint, visitor, .. }) =
-                (e.class, &e.event)
+            if let (
+                Class::SamePhoneCrowd,
+                Event::Click {
+                    fingerprint,
+                    visitor,
+                    ..
+                },
+            ) = (e.class, &e.event)
             {
                 clicks += 1;
                 fingerprints.insert(*fingerprint);
@@ -1650,6 +1708,10 @@ mod tests {
             }
         }
         assert_eq!(fingerprints.len(), 2);
-        assert!(visitors.len() * 100 >= clicks * 90, "{} of {clicks}", visitors.len());
+        assert!(
+            visitors.len() * 100 >= clicks * 90,
+            "{} of {clicks}",
+            visitors.len()
+        );
     }
 }

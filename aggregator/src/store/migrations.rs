@@ -198,7 +198,10 @@ mod tests {
             added_column("ALTER TABLE clicks ADD COLUMN visitor_id String DEFAULT ''"),
             Some(("clicks", "visitor_id"))
         );
-        assert_eq!(added_column("ALTER TABLE clicks MODIFY COLUMN x UInt8"), None);
+        assert_eq!(
+            added_column("ALTER TABLE clicks MODIFY COLUMN x UInt8"),
+            None
+        );
     }
 
     #[test]

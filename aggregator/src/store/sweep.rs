@@ -157,7 +157,9 @@ mod tests {
     #[test]
     fn the_tally_query_in_the_clickhouse_docs_is_the_one_the_store_runs() {
         let sql = tally_sql(
-            &BrandSet::Except(vec![Uuid::from_u128(0x0190a1b2_0000_7000_8000_000000000009)]),
+            &BrandSet::Except(vec![Uuid::from_u128(
+                0x0190a1b2_0000_7000_8000_000000000009,
+            )]),
             1_765_000_000_000,
             1_765_259_200_000,
         );

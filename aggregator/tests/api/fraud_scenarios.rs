@@ -411,8 +411,12 @@ async fn generated_traffic_through_the_aggregator_holds_every_planted_scheme_and
     let catalogue = build_catalogue(&app, &scenario).await;
     let setup = started.elapsed();
     let policies = Arc::new(FraudPolicies::load_dir(&fraud_dir()).expect("the fraud policies"));
-    let settle_ms =
-        u64::from(policies.default_policy().conversion_shortfall.settle_minutes) * MINUTE_MS;
+    let settle_ms = u64::from(
+        policies
+            .default_policy()
+            .conversion_shortfall
+            .settle_minutes,
+    ) * MINUTE_MS;
 
     let replay_started = Instant::now();
     let mut replay = Replay {
