@@ -23,3 +23,10 @@ AS SELECT brand_id, visitor_id, clicked_at, clicked_at_ms, click_id,
     device_fingerprint, affiliate_id, sub_affiliate_id, campaign_id, link_code, country, is_bot, is_duplicate
 FROM clicks
 WHERE is_bot = 0 AND visitor_id != '';
+
+-- The `*_unique` views list the columns their table had when they were
+-- created (ClickHouse 18.16 expands `*` then): recreated so that
+-- `clicks_unique` has `visitor_id`. Views hold no data.
+DROP TABLE IF EXISTS clicks_unique;
+
+CREATE VIEW IF NOT EXISTS clicks_unique AS SELECT * FROM clicks FINAL;

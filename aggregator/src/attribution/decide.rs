@@ -202,12 +202,9 @@ pub enum ClickCheck {
     Touchpoint,
     /// No such click in the click store.
     NotFound,
-    /// The click belongs to another brand.
-    OtherBrand {
-        /// The click's brand (`other_brand_id` in JSON).
-        #[serde(rename = "other_brand_id")]
-        brand_id: BrandId,
-    },
+    /// The click belongs to another brand (which one is not said: a brand
+    /// must not learn who owns a click id).
+    OtherBrand,
     /// The click was screened as a bot.
     Bot,
     /// The click is older than the window.
@@ -305,14 +302,9 @@ pub enum UnattributedReason {
     NoClickReported,
     /// None of the reported click ids is in the click store.
     ClickNotFound,
-    /// The reported clicks that exist belong to other brands (the first
-    /// such brand).
-    ClickOfAnotherBrand {
-        /// The click's brand (`other_brand_id` in JSON, next to the
-        /// registration's `brand_id`).
-        #[serde(rename = "other_brand_id")]
-        brand_id: BrandId,
-    },
+    /// The reported clicks that exist belong to other brands (not named:
+    /// the answer goes to the registering brand).
+    ClickOfAnotherBrand,
     /// Every reported click of this brand is a bot.
     OnlyBotClicks,
     /// The nearest human click of this brand is older than the window.
@@ -342,7 +334,7 @@ impl UnattributedReason {
         match self {
             Self::NoClickReported => "no_click_reported",
             Self::ClickNotFound => "click_not_found",
-            Self::ClickOfAnotherBrand { .. } => "click_of_another_brand",
+            Self::ClickOfAnotherBrand => "click_of_another_brand",
             Self::OnlyBotClicks => "only_bot_clicks",
             Self::OutsideWindow { .. } => "outside_window",
             Self::ClickAfterRegistration { .. } => "click_after_registration",
@@ -356,9 +348,7 @@ impl fmt::Display for UnattributedReason {
         match self {
             Self::NoClickReported => f.write_str("no click id reported"),
             Self::ClickNotFound => f.write_str("no reported click id is in the click store"),
-            Self::ClickOfAnotherBrand { brand_id } => {
-                write!(f, "the reported click belongs to brand {brand_id}")
-            }
+            Self::ClickOfAnotherBrand => f.write_str("the reported click belongs to another brand"),
             Self::OnlyBotClicks => f.write_str("only bot clicks"),
             Self::OutsideWindow {
                 click_id,
@@ -662,9 +652,7 @@ pub fn attribute_with(
         }
         let check = match by_id.get(id) {
             None => ClickCheck::NotFound,
-            Some(c) if c.brand_id != registration.brand_id => ClickCheck::OtherBrand {
-                brand_id: c.brand_id,
-            },
+            Some(c) if c.brand_id != registration.brand_id => ClickCheck::OtherBrand,
             Some(c) if c.is_bot => ClickCheck::Bot,
             Some(c) => match place(reg_ms, c.clicked_at_ms(), window_ms) {
                 Placement::Inside => {
@@ -851,11 +839,12 @@ fn unattributed_reason(basis: &Basis) -> UnattributedReason {
     if basis.reported.iter().any(|r| r.check == ClickCheck::Bot) {
         return UnattributedReason::OnlyBotClicks;
     }
-    if let Some(brand_id) = basis.reported.iter().find_map(|r| match r.check {
-        ClickCheck::OtherBrand { brand_id } => Some(brand_id),
-        _ => None,
-    }) {
-        return UnattributedReason::ClickOfAnotherBrand { brand_id };
+    if basis
+        .reported
+        .iter()
+        .any(|r| r.check == ClickCheck::OtherBrand)
+    {
+        return UnattributedReason::ClickOfAnotherBrand;
     }
     if basis.reported.is_empty() {
         UnattributedReason::NoClickReported

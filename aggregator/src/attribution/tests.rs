@@ -304,10 +304,7 @@ fn a_click_of_another_brand_is_unattributed_with_the_reason() {
     let mut c = click(1, 3, 1);
     c.brand_id = brand(2);
     let u = unattributed(decide(&[&c], std::slice::from_ref(&c), &rules_with(&[])));
-    assert_eq!(
-        u.reason,
-        UnattributedReason::ClickOfAnotherBrand { brand_id: brand(2) }
-    );
+    assert_eq!(u.reason, UnattributedReason::ClickOfAnotherBrand);
     assert_eq!(u.reason.code(), "click_of_another_brand");
 }
 
@@ -724,9 +721,12 @@ fn serialised_reasons_do_not_repeat_a_key_of_the_decision() {
             assert_eq!(text.matches(key).count(), 1, "{key} in {text}");
         }
     }
-    let json = serde_json::to_value(decide(&[&other], std::slice::from_ref(&other), &rules))
+    let text = serde_json::to_string(&decide(&[&other], std::slice::from_ref(&other), &rules))
         .expect("json");
-    assert_eq!(json["other_brand_id"], brand(2).to_string());
+    assert!(
+        !text.contains(&brand(2).to_string()),
+        "the owner of a foreign click is never named: {text}"
+    );
 }
 
 #[test]

@@ -184,7 +184,11 @@ pub async fn update_brand(
         visitor_cookie: body.visitor_cookie,
     });
     let changes = f.finish(changes)?;
-    let brand = state.catalog().update_brand(brand_id, changes).await?;
+    // The brand is the path's resource: unknown is 404, not a field error.
+    let brand = match state.catalog().update_brand(brand_id, changes).await {
+        Err(crate::catalog::CatalogError::NotFound(_)) => return Err(ApiError::NotFound("brand")),
+        other => other?,
+    };
     Ok(Json(brand))
 }
 

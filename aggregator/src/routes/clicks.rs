@@ -84,14 +84,18 @@ pub async fn ingest_clicks(
         }
     }
 
+    // A replayed delivery (the edge retrying a batch whose answer it did
+    // not get) is written again — idempotent in ClickHouse — but neither
+    // scored nor counted again: only clicks this instance has not stored
+    // recently count in the fraud windows and in `clicks_total`.
+    let (to_score, replayed): (Vec<Click>, Vec<Click>) = accepted_clicks
+        .into_iter()
+        .partition(|c| state.clicks().get(c.brand_id, c.click_id).is_none());
     // Fraud scoring, in click order; clicks stored earlier that a window
     // crossing now covers are re-flagged before this batch is acknowledged.
-    let scored = state.quarantine().score_clicks(&accepted_clicks, now);
+    let scored = state.quarantine().score_clicks(&to_score, now);
     if !scored.escalations.is_empty() {
-        let skip = accepted_clicks
-            .iter()
-            .map(|c| c.click_id.to_string())
-            .collect();
+        let skip = to_score.iter().map(|c| c.click_id.to_string()).collect();
         state
             .quarantine()
             .escalate(&scored.escalations, &skip, now)
@@ -101,7 +105,7 @@ pub async fn ingest_clicks(
     // Counted per (brand, verdict) for /metrics, one update per pair.
     let mut verdicts: std::collections::HashMap<(clickstitch_shared::BrandId, ClickVerdict), u64> =
         std::collections::HashMap::new();
-    for c in &accepted_clicks {
+    for c in &to_score {
         let verdict = if c.bot.is_bot() {
             ClickVerdict::Bot
         } else if !quarantined.is_empty() && quarantined.contains(&c.click_id.to_string()) {
@@ -119,8 +123,9 @@ pub async fn ingest_clicks(
             .entry((brand, ClickVerdict::GeoBlocked))
             .or_default() += 1;
     }
-    batch.clicks = accepted_clicks
+    batch.clicks = to_score
         .into_iter()
+        .chain(replayed)
         .map(|c| ClickRow::from_click(c, received_at))
         .collect();
     batch.fraud_scores = scored.rows;

@@ -134,6 +134,51 @@ async fn a_replayed_batch_adds_no_duplicate() {
 }
 
 #[tokio::test]
+async fn a_replayed_batch_is_neither_counted_nor_scored_again() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let mut ids = ClickIdGenerator::new();
+    // 15 clicks from one address: under the per-IP limit of 20 once, over
+    // it if a replay counted them again.
+    let batch: Vec<RawClick> = (0..15)
+        .map(|n| {
+            let mut c = click(&f, &mut ids, n);
+            c.ip = "203.0.113.77".into();
+            c
+        })
+        .collect();
+    for _ in 0..3 {
+        let (status, body) = app.post_batch(&batch, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["accepted"]["clicks"], 15,
+            "a replay is acknowledged: {body}"
+        );
+    }
+    let metrics = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let line = format!(
+        "clicks_total{{brand_id=\"{}\",verdict=\"human\"}} ",
+        f.brand_id
+    );
+    let counted: Vec<&str> = metrics.lines().filter(|l| l.starts_with(&line)).collect();
+    assert_eq!(counted, [format!("{line}15").as_str()], "{metrics}");
+    assert_eq!(
+        app.sql(
+            "SELECT count() FROM fraud_scores FINAL WHERE position(signals, 'ip_velocity') > 0"
+        )
+        .trim(),
+        "0",
+        "a replay must not push the address over its velocity limit"
+    );
+    assert_eq!(app.count("clicks_unique"), 15);
+}
+
+#[tokio::test]
 async fn malformed_clicks_get_422_with_reasons_and_nothing_is_stored() {
     let app = spawn_app().await;
     let f = app.seed().await;
