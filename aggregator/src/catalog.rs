@@ -341,6 +341,15 @@ impl Catalog {
         self.read_state().links.get(code).cloned()
     }
 
+    /// How a brand's IPs are stored (`Full` for an unknown brand: its
+    /// events are refused elsewhere).
+    pub fn ip_storage(&self, brand: BrandId) -> IpStorage {
+        self.read_state()
+            .brands
+            .get(&brand)
+            .map_or(IpStorage::Full, |b| b.ip_storage)
+    }
+
     /// All brands.
     pub fn brands(&self) -> Vec<Brand> {
         let mut v: Vec<_> = self.read_state().brands.values().cloned().collect();

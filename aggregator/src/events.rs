@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use clickstitch_shared::ip::IpStorage;
 use clickstitch_shared::{BrandId, ClickId, CountryCode};
 
 use crate::error::Problem;
@@ -622,6 +623,21 @@ impl Fields {
 }
 
 impl EventRequest {
+    /// The request with its `ip` stored as the brand stores IPs: with
+    /// `Truncated`, a parsable address becomes its /24 (IPv6: /48) before
+    /// anything keeps it — the payload, its hash, the fraud scores. An
+    /// unparsable `ip` is left for [`EventRequest::into_event`] to refuse.
+    pub fn with_ip_storage(mut self, storage: IpStorage) -> Self {
+        if let Some(ip) = self
+            .ip
+            .as_deref()
+            .and_then(|t| t.trim().parse::<std::net::IpAddr>().ok())
+        {
+            self.ip = Some(storage.apply(ip).to_string());
+        }
+        self
+    }
+
     /// Validates the request for `brand` (taken from the caller's key);
     /// `occurred_at` must fall inside `times` (see [`TimePolicy`]).
     pub fn into_event(

@@ -61,6 +61,7 @@ pub async fn post_event(
     ApiJson(body): ApiJson<EventRequest>,
 ) -> Result<Response, ApiError> {
     let event = body
+        .with_ip_storage(state.catalog().ip_storage(brand))
         .into_event(
             brand,
             Source::Api,

@@ -60,6 +60,7 @@ pub async fn postback(
     authenticate(&params, secret.expose_secret(), now_secs)?;
     let request = to_request(&params, now_secs).map_err(ApiError::Validation)?;
     let event = request
+        .with_ip_storage(state.catalog().ip_storage(brand))
         .into_event(
             brand,
             Source::Postback,

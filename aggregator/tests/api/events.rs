@@ -493,3 +493,43 @@ async fn postbacks_are_refused_when_no_postback_key_is_configured() {
         .expect("sent");
     assert_eq!(r.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn a_brand_that_truncates_ips_never_stores_a_players_full_address() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = app.brand_key(&f).await;
+    let r = app
+        .http
+        .patch(format!("{}/admin/v1/brands/{}", app.address, f.brand_id))
+        .bearer_auth(crate::helpers::OPERATOR_TOKEN)
+        .json(&json!({"ip_storage": "truncated"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 200);
+
+    let mut reg = registration("reg-ip", "p-ip", &[], now_ms());
+    reg["ip"] = json!("203.0.113.77");
+    let (s, _, body) = app.post_event(&key, reg).await;
+    assert_eq!(s, 201, "{body}");
+    let deposit = json!({
+        "event_id": "dep-ip", "type": "deposit", "occurred_at": now_ms(),
+        "player_id": "p-ip", "amount": "10.00", "currency": "EUR",
+        "ip": "2001:db8:1234:5678::9",
+    });
+    let (s, _, body) = app.post_event(&key, deposit).await;
+    assert_eq!(s, 201, "{body}");
+
+    let payloads = app.sql("SELECT payload FROM player_events FINAL FORMAT TabSeparated");
+    let scores = app.sql("SELECT ip FROM fraud_scores FINAL FORMAT TabSeparated");
+    for stored in [&payloads, &scores] {
+        assert!(
+            !stored.contains("203.0.113.77") && !stored.contains("5678"),
+            "a full address is stored: {stored}"
+        );
+    }
+    assert!(payloads.contains("203.0.113.0"), "{payloads}");
+    assert!(scores.contains("203.0.113.0"), "{scores}");
+    assert!(scores.contains("2001:db8:1234::"), "{scores}");
+}
