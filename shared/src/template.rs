@@ -6,10 +6,17 @@
 //! operator, its scheme must be `https` and its host may not contain macros,
 //! and every macro value is percent-encoded, so no click can change where the
 //! player is sent (no open redirect, no parameter injection).
+//!
+//! Expanded URLs are ASCII: an internationalised host is stored in its
+//! punycode form and other non-ASCII characters of the template are
+//! percent-encoded (UTF-8) at parse time. A macro in the path whose value is
+//! only dots (`.`, `..`) expands to nothing: it would make a dot segment that
+//! browsers resolve away (`%2E%2E` too, per the URL standard), moving the
+//! player to another path of the brand's site.
 
 use std::fmt;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Everything but RFC 3986 "unreserved" characters is encoded in values.
@@ -113,6 +120,8 @@ pub struct LinkTemplate {
     source: String,
     host: String,
     parts: Vec<Part>,
+    /// Parts before this index are in the path (before `?` / `#`).
+    path_end: usize,
 }
 
 /// The values macros expand to. Sub-ids must already be sanitised
@@ -180,21 +189,33 @@ impl LinkTemplate {
             ("https", Some(h)) if !h.is_empty() && url.username().is_empty() => h.to_owned(),
             _ => return Err(TemplateError::BadHost),
         };
+        let parts = ascii_parts(parts, &url);
+        let path_end = parts
+            .iter()
+            .position(|p| matches!(p, Part::Literal(s) if s.contains(['?', '#'])))
+            .unwrap_or(parts.len());
         let source = render(&parts, |m| format!("{{{}}}", m.name()));
         Ok(Self {
             source,
             host,
             parts,
+            path_end,
         })
     }
 
     /// Fills the macros. Every value is percent-encoded.
     pub fn expand(&self, values: &MacroValues<'_>) -> String {
         let mut out = String::with_capacity(self.source.len() + 64);
-        for part in &self.parts {
+        for (i, part) in self.parts.iter().enumerate() {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Macro(m) => out.extend(utf8_percent_encode(values.get(*m), VALUE_ENCODE)),
+                Part::Macro(m) => {
+                    let value = values.get(*m);
+                    let dot_segment = !value.is_empty() && value.bytes().all(|b| b == b'.');
+                    if !(i < self.path_end && dot_segment) {
+                        out.extend(utf8_percent_encode(value, VALUE_ENCODE));
+                    }
+                }
             }
         }
         out
@@ -279,6 +300,27 @@ fn append_click_id(parts: &mut Vec<Part>) {
     parts.insert(insert_at + 1, Part::Macro(Macro::ClickId));
 }
 
+/// The parts with an ASCII host (punycode, as `url` gives it, with the
+/// port if any) and every other non-ASCII character percent-encoded.
+fn ascii_parts(parts: Vec<Part>, url: &url::Url) -> Vec<Part> {
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| match p {
+            Part::Literal(s) if i == 0 => {
+                let rest = &s["https://".len()..];
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let host = url.host_str().unwrap_or_default();
+                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                let tail: String = utf8_percent_encode(&rest[end..], CONTROLS).collect();
+                Part::Literal(format!("https://{host}{port}{tail}"))
+            }
+            Part::Literal(s) => Part::Literal(utf8_percent_encode(&s, CONTROLS).collect()),
+            m => m,
+        })
+        .collect()
+}
+
 fn render(parts: &[Part], fill: impl Fn(Macro) -> String) -> String {
     let mut out = String::new();
     for p in parts {
@@ -319,6 +361,37 @@ impl<'de> Deserialize<'de> for LinkTemplate {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_dot_only_sub_id_in_the_path_expands_to_nothing_but_stays_in_the_query() {
+        let t = LinkTemplate::parse("https://brand.example/lp/{sub1}/x?s={sub1}&cid={click_id}")
+            .expect("valid");
+        for dots in [".", ".."] {
+            let url = t.expand(&values("c-1", [dots, "", "", "", ""]));
+            assert_eq!(url, format!("https://brand.example/lp//x?s={dots}&cid=c-1"));
+            let parsed = url::Url::parse(&url).expect("url");
+            assert_eq!(parsed.path(), "/lp//x", "no dot segment resolved away");
+        }
+        let url = t.expand(&values("c-1", ["a..b", "", "", "", ""]));
+        assert!(url.starts_with("https://brand.example/lp/a..b/x?"), "{url}");
+    }
+
+    #[test]
+    fn an_international_host_and_path_become_ascii() {
+        let t =
+            LinkTemplate::parse("https://bücher.example/spiele/glück?ref={sub1}").expect("valid");
+        assert_eq!(t.host(), "xn--bcher-kva.example");
+        let url = t.expand(&values("c-2", ["ä", "", "", "", ""]));
+        assert!(url.is_ascii(), "{url}");
+        assert_eq!(
+            url,
+            "https://xn--bcher-kva.example/spiele/gl%C3%BCck?ref=%C3%A4&click_id=c-2"
+        );
+        assert_eq!(
+            t.as_str(),
+            "https://xn--bcher-kva.example/spiele/gl%C3%BCck?ref={sub1}&click_id={click_id}"
+        );
+    }
 
     fn values<'a>(click_id: &'a str, subs: [&'a str; 5]) -> MacroValues<'a> {
         MacroValues {
