@@ -320,7 +320,7 @@ impl IngestSettings {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Secret the edge sends as `Authorization: Bearer …` (≥ 16 chars).
@@ -330,6 +330,20 @@ pub struct AuthSettings {
     /// Server key from which per-brand postback secrets are derived
     /// (≥ 32 chars). Without it, S2S postbacks are disabled.
     pub postback_key: Option<SecretString>,
+    /// Seconds between two reloads of the API keys from ClickHouse: a key
+    /// revoked on another instance stops working here within this (1..).
+    pub key_refresh_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            edge_secret: None,
+            operator_token: None,
+            postback_key: None,
+            key_refresh_secs: 5,
+        }
+    }
 }
 
 /// `[log]`.
@@ -432,6 +446,7 @@ CONFIGURATION
   [auth]        edge_secret = (required, >= 16 chars; shared with the edge worker)
                 operator_token = (required, >= 16 chars; for /admin/v1)
                 postback_key = (optional, >= 32 chars; enables /postback/v1)
+                key_refresh_secs = 5 (API keys reloaded; bounds revocation delay)
   [log]         format = \"json\" | \"pretty\"    filter = \"info\" (RUST_LOG overrides)
   [attribution] rules_dir = \"config/attribution\"  reload_secs = 5
                 event_batch_delay_ms = 2  single_instance = true

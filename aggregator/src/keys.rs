@@ -6,7 +6,10 @@
 //! `api_keys`), so a copy of the database does not reveal any token. The
 //! token is returned once, when issued. Keys are cached in memory; an
 //! unknown key id triggers a reload from ClickHouse at most once per
-//! [`RELOAD_INTERVAL`], so keys issued on another aggregator work here too.
+//! [`RELOAD_INTERVAL`], so keys issued on another aggregator work here too,
+//! and every instance reloads them all every `auth.key_refresh_secs`
+//! ([`Keys::refresh`]), so a key revoked on another instance stops working
+//! here within that time.
 //!
 //! Postback secrets (for brands that can only fire URLs) are derived:
 //! HMAC-SHA256(server postback key, brand id), so nothing secret about them
@@ -129,6 +132,11 @@ impl Keys {
         let map = all.into_iter().map(|k| (k.key_id.clone(), k)).collect();
         *self.by_id.write().unwrap_or_else(|p| p.into_inner()) = map;
         Ok(())
+    }
+
+    /// Reloads every key from ClickHouse (issued and revoked elsewhere).
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        self.reload().await
     }
 
     fn get(&self, key_id: &str) -> Option<ApiKey> {

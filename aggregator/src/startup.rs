@@ -243,6 +243,8 @@ pub struct Application {
     fraud_job: (FraudJob, Duration),
     /// The population sweep the fraud job runs.
     sweep: PopulationSweep,
+    /// How often the API keys are reloaded from ClickHouse.
+    key_refresh: Duration,
 }
 
 impl Application {
@@ -386,6 +388,7 @@ impl Application {
             commission_job,
             fraud_job,
             sweep,
+            key_refresh: Duration::from_secs(settings.auth.key_refresh_secs.max(1)),
         })
     }
 
@@ -418,6 +421,7 @@ impl Application {
             commission_job,
             fraud_job,
             sweep,
+            key_refresh,
         } = self;
         // The fraud job keeps its own handle; this one would hold the event
         // writer open past shutdown (it finishes when its last handle goes).
@@ -432,6 +436,22 @@ impl Application {
             tokio::spawn(job.run_until_stopped(every, async move {
                 let _ = commission_stopped.changed().await;
             }))
+        });
+        let mut keys_stopped = stop_jobs.subscribe();
+        let keys_state = state.clone();
+        let keys_task = tokio::spawn(async move {
+            crate::schedule::every(
+                key_refresh,
+                async move {
+                    let _ = keys_stopped.changed().await;
+                },
+                || async {
+                    if let Err(e) = keys_state.keys().refresh().await {
+                        tracing::warn!(error = %e, "API keys not reloaded; the cached ones stay");
+                    }
+                },
+            )
+            .await;
         });
         let mut fraud_stopped = stop_jobs.subscribe();
         let (fraud_job, fraud_every) = fraud_job;
@@ -458,6 +478,9 @@ impl Application {
         }
         if let Err(e) = fraud_task.await {
             tracing::error!(error = %e, "fraud job failed");
+        }
+        if let Err(e) = keys_task.await {
+            tracing::error!(error = %e, "API key refresh failed");
         }
         if let Some(task) = commission_task {
             if let Err(e) = task.await {

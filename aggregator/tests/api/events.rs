@@ -356,6 +356,55 @@ async fn only_a_brand_key_may_report_events_and_bad_events_get_every_reason() {
 }
 
 #[tokio::test]
+async fn a_key_revoked_on_one_instance_stops_working_on_another_within_seconds() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let other = crate::helpers::spawn_on_database(&app.database).await;
+    let (s, issued) = app
+        .admin_post(&format!("brands/{}/api-keys", f.brand_id), json!({}))
+        .await;
+    assert_eq!(s, 201);
+    let token = issued["token"].as_str().expect("token").to_owned();
+    let event = |n: u32| {
+        json!({"event_id": format!("rg-x-{n}"), "type": "responsible_gaming",
+               "occurred_at": now_ms(), "player_id": "p", "flag": "self_exclusion", "active": true})
+    };
+    assert_eq!(
+        other.post_event(&token, event(0)).await.0,
+        201,
+        "known on the other instance"
+    );
+    let r = app
+        .http
+        .delete(format!(
+            "{}/admin/v1/api-keys/{}",
+            app.address,
+            issued["key_id"].as_str().expect("id")
+        ))
+        .bearer_auth(crate::helpers::OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 204);
+    let revoked = std::time::Instant::now();
+    let mut n = 1;
+    loop {
+        let status = other.post_event(&token, event(n)).await.0;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 201);
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_secs(8),
+            "the other instance still accepts the revoked key after {:?}",
+            revoked.elapsed()
+        );
+        n += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_revoked_key_stops_working() {
     let app = spawn_app().await;
     let f = app.seed().await;
