@@ -12,8 +12,12 @@
 //! here within that time.
 //!
 //! Postback secrets (for brands that can only fire URLs) are derived:
-//! HMAC-SHA256(server postback key, brand id), so nothing secret about them
-//! is stored either. Knows nothing of HTTP.
+//! HMAC-SHA256(server postback key, brand id and generation), so nothing
+//! secret about them is stored either. A rotation ([`Keys::rotate_postback`])
+//! starts the next generation and keeps the previous one valid for an
+//! overlap the operator chooses (at most [`MAX_POSTBACK_OVERLAP_HOURS`]);
+//! rotations are reloaded with the keys, so every instance follows within
+//! `auth.key_refresh_secs`. Knows nothing of HTTP.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -102,10 +106,27 @@ fn random_base62(len: usize) -> String {
     out
 }
 
+/// Longest overlap of a postback secret rotation (30 days).
+pub const MAX_POSTBACK_OVERLAP_HOURS: u32 = 720;
+
+/// A brand's latest postback secret rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostbackRotation {
+    /// The brand.
+    pub brand: BrandId,
+    /// The generation now in force (1 after the first rotation).
+    pub generation: u32,
+    /// When it was rotated (Unix ms).
+    pub rotated_at_ms: u64,
+    /// Until when the previous generation is still accepted (Unix ms).
+    pub previous_valid_until_ms: u64,
+}
+
 /// Keys in memory, backed by ClickHouse.
 #[derive(Debug)]
 pub struct Keys {
     by_id: RwLock<HashMap<String, ApiKey>>,
+    rotations: RwLock<HashMap<BrandId, PostbackRotation>>,
     store: Store,
     reloads: ReloadThrottle,
     postback_key: Option<SecretString>,
@@ -119,6 +140,7 @@ impl Keys {
     ) -> Result<Self, StoreError> {
         let keys = Self {
             by_id: RwLock::new(HashMap::new()),
+            rotations: RwLock::new(HashMap::new()),
             store,
             reloads: ReloadThrottle::new(RELOAD_INTERVAL),
             postback_key,
@@ -129,8 +151,19 @@ impl Keys {
 
     async fn reload(&self) -> Result<(), StoreError> {
         let all = self.store.load_api_keys().await?;
+        let rotations = self.store.load_postback_rotations().await?;
         let map = all.into_iter().map(|k| (k.key_id.clone(), k)).collect();
         *self.by_id.write().unwrap_or_else(|p| p.into_inner()) = map;
+        let mut held = self.rotations.write().unwrap_or_else(|p| p.into_inner());
+        for r in rotations {
+            // Never step back to an older generation than one rotated here.
+            let keep = held
+                .get(&r.brand)
+                .is_some_and(|h| h.generation > r.generation);
+            if !keep {
+                held.insert(r.brand, r);
+            }
+        }
         Ok(())
     }
 
@@ -200,14 +233,76 @@ impl Keys {
         }))
     }
 
-    /// The brand's postback secret, or None when postbacks are not
+    /// The brand's current postback secret, or None when postbacks are not
     /// configured (`auth.postback_key`).
     pub fn postback_secret(&self, brand: BrandId) -> Option<SecretString> {
+        self.derive_postback(brand, self.rotation(brand).map_or(0, |r| r.generation))
+    }
+
+    /// The secrets a postback of `brand` may carry at `now_ms`: the current
+    /// one, and the previous one while its overlap lasts.
+    pub fn accepted_postback_secrets(&self, brand: BrandId, now_ms: u64) -> Vec<SecretString> {
+        let rotation = self.rotation(brand);
+        let current = rotation.map_or(0, |r| r.generation);
+        let mut out: Vec<SecretString> = self.derive_postback(brand, current).into_iter().collect();
+        if let Some(r) = rotation.filter(|r| now_ms < r.previous_valid_until_ms) {
+            out.extend(self.derive_postback(brand, r.generation - 1));
+        }
+        out
+    }
+
+    /// Starts the brand's next postback secret generation; the previous one
+    /// stays valid for `overlap_hours` (0..=[`MAX_POSTBACK_OVERLAP_HOURS`]).
+    /// Returns the rotation and the new secret; None when postbacks are not
+    /// configured.
+    pub async fn rotate_postback(
+        &self,
+        brand: BrandId,
+        overlap_hours: u32,
+    ) -> Result<Option<(PostbackRotation, SecretString)>, StoreError> {
+        if self.postback_key.is_none() {
+            return Ok(None);
+        }
+        // Another instance may have rotated since the last refresh.
+        self.reload().await?;
+        let now_ms = now().1;
+        let rotation = PostbackRotation {
+            brand,
+            generation: self.rotation(brand).map_or(0, |r| r.generation) + 1,
+            rotated_at_ms: now_ms,
+            previous_valid_until_ms: now_ms
+                + u64::from(overlap_hours.min(MAX_POSTBACK_OVERLAP_HOURS)) * 3_600_000,
+        };
+        self.store.save_postback_rotation(&rotation).await?;
+        self.rotations
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(brand, rotation);
+        Ok(self
+            .derive_postback(brand, rotation.generation)
+            .map(|s| (rotation, s)))
+    }
+
+    /// The brand's latest rotation, if it was ever rotated.
+    pub fn rotation(&self, brand: BrandId) -> Option<PostbackRotation> {
+        self.rotations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&brand)
+            .copied()
+    }
+
+    /// HMAC-SHA256(postback key, brand id, and `:<generation>` from the
+    /// first rotation on), hex.
+    fn derive_postback(&self, brand: BrandId, generation: u32) -> Option<SecretString> {
         let master = self.postback_key.as_ref()?;
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(master.expose_secret().as_bytes()).ok()?;
         mac.update(b"clickstitch-postback-v1:");
         mac.update(brand.to_string().as_bytes());
+        if generation > 0 {
+            mac.update(format!(":{generation}").as_bytes());
+        }
         let digest = mac.finalize().into_bytes();
         Some(SecretString::from(
             digest

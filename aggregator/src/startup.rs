@@ -174,6 +174,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(admin::postback_secret),
         )
         .route(
+            "/brands/{brand_id}/postback-secret/rotate",
+            post(admin::rotate_postback_secret),
+        )
+        .route(
             "/affiliates/{affiliate_id}/api-keys",
             post(admin::issue_affiliate_key),
         )

@@ -412,6 +412,52 @@ pub async fn revoke_key(
     }
 }
 
+/// `POST /admin/v1/brands/{id}/postback-secret/rotate` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotatePostback {
+    /// Hours the previous secret stays valid (default 24).
+    overlap_hours: Option<u32>,
+}
+
+/// Starts the brand's next postback secret; the previous one stays valid
+/// for `overlap_hours` (0..=720, default 24).
+pub async fn rotate_postback_secret(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(brand_id): Path<String>,
+    ApiJson(body): ApiJson<RotatePostback>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use secrecy::ExposeSecret;
+    let brand_id = BrandId::parse(&brand_id).map_err(|_| ApiError::NotFound("brand"))?;
+    if !state.catalog().brands().iter().any(|b| b.id == brand_id) {
+        return Err(ApiError::NotFound("brand"));
+    }
+    let overlap = body.overlap_hours.unwrap_or(24);
+    if overlap > crate::keys::MAX_POSTBACK_OVERLAP_HOURS {
+        return Err(ApiError::Validation(vec![Problem::new(
+            "overlap_hours",
+            format!(
+                "must be 0..={} hours",
+                crate::keys::MAX_POSTBACK_OVERLAP_HOURS
+            ),
+        )]));
+    }
+    let (rotation, secret) = state
+        .keys()
+        .rotate_postback(brand_id, overlap)
+        .await?
+        .ok_or(ApiError::Conflict(
+            "postbacks are disabled: set auth.postback_key".into(),
+        ))?;
+    Ok(Json(serde_json::json!({
+        "brand_id": brand_id,
+        "postback_secret": secret.expose_secret(),
+        "generation": rotation.generation,
+        "previous_valid_until_ms": rotation.previous_valid_until_ms,
+    })))
+}
+
 /// The brand's postback secret (derived; see `keys`).
 pub async fn postback_secret(
     _op: Operator,

@@ -46,18 +46,25 @@ pub async fn postback(
             return Err(ApiError::BadRequest("a parameter is repeated".into()));
         }
     }
-    let secret = state
-        .keys()
-        .postback_secret(brand)
-        .ok_or(ApiError::NotFound("postbacks"))?;
+    let now_ms = crate::clock::now_ms();
+    // The current secret, and the previous one while a rotation's overlap
+    // lasts.
+    let secrets = state.keys().accepted_postback_secrets(brand, now_ms);
+    if secrets.is_empty() {
+        return Err(ApiError::NotFound("postbacks"));
+    }
     if !state.catalog().brands().iter().any(|b| b.id == brand) {
         return Err(ApiError::Unauthorized);
     }
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    authenticate(&params, secret.expose_secret(), now_secs)?;
+    let now_secs = now_ms / 1000;
+    let mut outcome = Err(ApiError::Unauthorized);
+    for secret in &secrets {
+        outcome = authenticate(&params, secret.expose_secret(), now_secs);
+        if !matches!(outcome, Err(ApiError::Unauthorized)) {
+            break;
+        }
+    }
+    outcome?;
     let request = to_request(&params, now_secs).map_err(ApiError::Validation)?;
     let event = request
         .with_ip_storage(state.catalog().ip_storage(brand))

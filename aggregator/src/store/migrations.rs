@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "visitor_identity",
         sql: include_str!("../../migrations/0007_visitor_identity.sql"),
     },
+    Migration {
+        version: 8,
+        name: "postback_rotation",
+        sql: include_str!("../../migrations/0008_postback_rotation.sql"),
+    },
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

@@ -78,6 +78,47 @@ impl Store {
         self.insert_one("api_keys", &ApiKeyRow::from(key)).await
     }
 
+    /// Stores a postback secret rotation.
+    pub async fn save_postback_rotation(
+        &self,
+        rotation: &crate::keys::PostbackRotation,
+    ) -> Result<(), StoreError> {
+        self.insert_one(
+            "postback_secret_rotations",
+            &PostbackRotationRow {
+                brand_id: rotation.brand.as_uuid(),
+                generation: rotation.generation,
+                rotated_at_ms: rotation.rotated_at_ms,
+                previous_valid_until_ms: rotation.previous_valid_until_ms,
+            },
+        )
+        .await
+    }
+
+    /// Every brand's latest postback secret rotation.
+    pub async fn load_postback_rotations(
+        &self,
+    ) -> Result<Vec<crate::keys::PostbackRotation>, StoreError> {
+        let rows: Vec<PostbackRotationRow> = self
+            .client()
+            .query(
+                "SELECT brand_id, generation, rotated_at_ms, previous_valid_until_ms \
+                 FROM postback_secret_rotations FINAL ORDER BY brand_id, generation DESC \
+                 LIMIT 1 BY brand_id",
+            )
+            .fetch_all()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| crate::keys::PostbackRotation {
+                brand: clickstitch_shared::BrandId::from(r.brand_id),
+                generation: r.generation,
+                rotated_at_ms: r.rotated_at_ms,
+                previous_valid_until_ms: r.previous_valid_until_ms,
+            })
+            .collect())
+    }
+
     /// Loads every API key (latest versions).
     pub async fn load_api_keys(&self) -> Result<Vec<crate::keys::ApiKey>, StoreError> {
         let rows: Vec<ApiKeyRow> = self
@@ -435,4 +476,14 @@ impl Store {
         }
         Ok(n)
     }
+}
+
+/// `postback_secret_rotations` row.
+#[derive(Debug, Clone, clickhouse::Row, serde::Serialize, serde::Deserialize)]
+struct PostbackRotationRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    brand_id: uuid::Uuid,
+    generation: u32,
+    rotated_at_ms: u64,
+    previous_valid_until_ms: u64,
 }

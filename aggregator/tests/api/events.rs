@@ -436,6 +436,99 @@ async fn a_revoked_key_stops_working() {
 }
 
 #[tokio::test]
+async fn a_rotated_postback_secret_keeps_the_previous_one_for_the_overlap_only() {
+    let app = spawn_app_with(Options {
+        postback_key: Some("postback-master-key-0123456789abcdef"),
+        ..Options::default()
+    })
+    .await;
+    let f = app.seed().await;
+    let (s, body) = app
+        .get_json(
+            crate::helpers::OPERATOR_TOKEN,
+            &format!("/admin/v1/brands/{}/postback-secret", f.brand_id),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let first = body["postback_secret"].as_str().expect("secret").to_owned();
+    let rotate = |overlap: Value| {
+        let app = &app;
+        let brand = f.brand_id.clone();
+        async move {
+            app.http
+                .post(format!(
+                    "{}/admin/v1/brands/{brand}/postback-secret/rotate",
+                    app.address
+                ))
+                .bearer_auth(crate::helpers::OPERATOR_TOKEN)
+                .json(&overlap)
+                .send()
+                .await
+                .expect("sent")
+        }
+    };
+    let mut n = 0;
+    let mut status_with = |secret: String| {
+        n += 1;
+        let url = format!(
+            "{}/postback/v1/{}?event=ftd&txid=rot-{n}&player_id=p-rot&amount=1.00&currency=EUR&secret={secret}",
+            app.address, f.brand_id
+        );
+        let http = app.http.clone();
+        async move { http.get(url).send().await.expect("sent").status().as_u16() }
+    };
+
+    let r = rotate(json!({"overlap_hours": 721})).await;
+    assert_eq!(r.status().as_u16(), 422);
+    let r = rotate(json!({"overlap_hours": 1})).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["generation"], 1, "{body}");
+    let second = body["postback_secret"].as_str().expect("secret").to_owned();
+    assert_ne!(first, second);
+    assert_eq!(
+        status_with(second.clone()).await,
+        201,
+        "the new secret works"
+    );
+    assert_eq!(
+        status_with(first.clone()).await,
+        201,
+        "the old one during the overlap"
+    );
+
+    let r = rotate(json!({"overlap_hours": 0})).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("json");
+    let third = body["postback_secret"].as_str().expect("secret").to_owned();
+    assert_eq!(status_with(third.clone()).await, 201);
+    assert_eq!(
+        status_with(second).await,
+        401,
+        "no overlap: the previous one is refused"
+    );
+    assert_eq!(
+        status_with(first).await,
+        401,
+        "older generations are refused"
+    );
+
+    // Another instance (started now: it reads the rotations) agrees.
+    let other = crate::helpers::spawn_on_database_configured(&app.database, |s| {
+        s.auth.postback_key = Some("postback-master-key-0123456789abcdef".to_owned().into());
+    })
+    .await;
+    let (s, body) = other
+        .get_json(
+            crate::helpers::OPERATOR_TOKEN,
+            &format!("/admin/v1/brands/{}/postback-secret", f.brand_id),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["postback_secret"], third.as_str(), "{body}");
+}
+
+#[tokio::test]
 async fn postbacks_authenticate_by_secret_or_signature_and_share_the_idempotency() {
     let app = spawn_app_with(Options {
         postback_key: Some("postback-master-key-0123456789abcdef"),

@@ -158,6 +158,17 @@ pub async fn spawn_on_database(database: &str) -> TestApp {
     start(Ch::Shared(ch), database.to_owned(), |_| {}).await
 }
 
+/// Like [`spawn_on_database`], with the settings adjusted by `tweak`.
+pub async fn spawn_on_database_configured(
+    database: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let ch = tokio::task::spawn_blocking(ClickHouseServer::shared)
+        .await
+        .expect("join");
+    start(Ch::Shared(ch), database.to_owned(), tweak).await
+}
+
 /// A brand, affiliate chain, campaign and link created through the admin API.
 #[derive(Debug, Clone)]
 pub struct Fixture {
