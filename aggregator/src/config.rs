@@ -70,7 +70,7 @@ impl Default for FraudSettings {
             deposit_keys: c.deposit_keys,
             affiliate_keys: c.affiliate_keys,
             job_interval_secs: 30,
-            sweep_interval_secs: 900,
+            sweep_interval_secs: 300,
         }
     }
 }
@@ -454,7 +454,7 @@ CONFIGURATION
                 journal_dir = (unset: ack events once in ClickHouse; set: once fsynced there)
                 journal_max_backlog_bytes = 1073741824 (then 503 until ClickHouse catches up)
   [commissions] job_enabled = false (true on exactly one instance)  job_interval_secs = 300
-  [fraud]       policy_dir = \"config/fraud\"   job_interval_secs = 30   sweep_interval_secs = 900
+  [fraud]       policy_dir = \"config/fraud\"   job_interval_secs = 30   sweep_interval_secs = 300
                 click_keys = 1000000  registration_keys = 1000000
                 deposit_keys = 250000  affiliate_keys = 40000
 

@@ -67,6 +67,8 @@ pub struct Inner {
     pub commission_memory: Arc<crate::commission_incremental::JobMemory>,
     /// When commission runs go incremental.
     pub commission_runs: crate::commission_incremental::RunSettings,
+    /// The population sweep (also run by the fraud job).
+    pub sweep: PopulationSweep,
 }
 
 impl AppState {
@@ -78,6 +80,11 @@ impl AppState {
     /// The recent-click index.
     pub fn clicks(&self) -> &ClickIndex {
         &self.0.clicks
+    }
+
+    /// The population sweep.
+    pub fn sweep(&self) -> &PopulationSweep {
+        &self.0.sweep
     }
 
     /// Fraud scoring and review.
@@ -153,6 +160,7 @@ impl AppState {
 /// Every route.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let admin = Router::new()
+        .route("/fraud/sweep", post(fraud::sweep_now))
         .route("/brands", post(admin::create_brand).get(admin::list_brands))
         .route(
             "/brands/{brand_id}",
@@ -374,6 +382,7 @@ impl Application {
             ingest: settings.ingest.clone(),
             commission_memory: Arc::default(),
             commission_runs: settings.commissions.run_settings(),
+            sweep: sweep.clone(),
         });
         // The background job shares what runs keep with the admin API's runs.
         let commission_job = settings.commissions.job_enabled.then(|| {

@@ -16,6 +16,8 @@
 //!   reason, on up to 1 000 entities (of any brands the caller may see),
 //!   stored in one INSERT, and says per entity whether it was decided,
 //!   already decided, not held, not found or forbidden.
+//! * `POST /admin/v1/fraud/sweep` runs the population sweep at once
+//!   (operator token) and answers its findings and the clicks it held.
 //!
 //! Owns parsing (every bad value is a 422 naming its field), the cursor,
 //! the callers' scopes and the JSON views; what a decision does belongs to
@@ -793,6 +795,39 @@ pub async fn decide_many(
             .zip(&outcomes)
             .map(|(key, o)| outcome_json(key, o))
             .collect::<Vec<_>>(),
+    })))
+}
+
+/// `POST /admin/v1/fraud/sweep`: runs the population sweep now (the fraud
+/// job runs it every `fraud.sweep_interval_secs`), e.g. after importing
+/// traffic. Operator token only. Answers what it found and how many clicks
+/// it held.
+pub async fn sweep_now(
+    _op: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let report = state.sweep().run_once(now_ms()).await?;
+    let findings: Vec<Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            json!({
+                "brand_id": f.brand_id,
+                "link_code": f.link_code.as_str(),
+                "group": f.group.to_string(),
+                "clicks": f.clicks,
+                "converted": f.converted,
+                "expected": (f.expected * 10.0).round() / 10.0,
+                "signal": f.hit.signal.code(),
+                "points": f.hit.points,
+                "detail": f.hit.detail,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "findings": findings,
+        "held_clicks": report.held.len(),
+        "skipped_rows": report.skipped_rows,
     })))
 }
 

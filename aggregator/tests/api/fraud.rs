@@ -232,3 +232,88 @@ async fn a_restarted_aggregator_keeps_counting_an_ip_from_where_clickhouse_left_
         "{rows}"
     );
 }
+
+#[tokio::test]
+async fn an_operator_can_run_the_population_sweep_now_and_it_holds_a_thin_farm() {
+    let app = spawn_app().await;
+    let f = app.seed().await;
+    let key = app.brand_key(&f).await;
+    let two_hours_ago = now_ms() - 2 * 3_600_000;
+    // Ordinary traffic: 300 clicks from 300 networks, one in five registers.
+    let mut ordinary = Vec::new();
+    for i in 0..300u32 {
+        let mut ids = ClickIdGenerator::new();
+        let id = ids.next_id(two_hours_ago + u64::from(i) * 1_000, [7; 10]);
+        let mut c = click(&f, &mut ids, 1);
+        c.click_id = id.to_string();
+        c.clicked_at_ms = id.timestamp_ms();
+        c.ip = format!("81.{}.{}.9", i / 50 + 10, (i % 50) * 4);
+        c.visitor_id = format!("{:032x}", 0xabc0_0000_u64 + u64::from(i));
+        ordinary.push(c);
+    }
+    // A thin farm: 120 clicks over a /22, slower than any velocity limit,
+    // and nobody registers.
+    let mut farm_clicks = Vec::new();
+    for i in 0..120u32 {
+        let mut ids = ClickIdGenerator::new();
+        let id = ids.next_id(two_hours_ago + u64::from(i) * 30_000, [9; 10]);
+        let mut c = click(&f, &mut ids, 2);
+        c.click_id = id.to_string();
+        c.clicked_at_ms = id.timestamp_ms();
+        c.ip = format!("93.184.{}.{}", 216 + i % 4, i / 4 + 1);
+        c.visitor_id = String::new();
+        farm_clicks.push(c);
+    }
+    for batch in [&ordinary, &farm_clicks] {
+        let (s, body) = app.post_batch(batch, &[]).await;
+        assert_eq!(s, 200, "{body}");
+    }
+    for (i, c) in ordinary.iter().enumerate().filter(|(i, _)| i % 5 == 0) {
+        let (s, _, body) = app
+            .post_event(
+                &key,
+                registration(&format!("reg-sw-{i}"), &format!("p-sw-{i}"), c),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+
+    let r = app
+        .http
+        .post(format!("{}/admin/v1/fraud/sweep", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 401, "operator only");
+    let r = app
+        .http
+        .post(format!("{}/admin/v1/fraud/sweep", app.address))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("json");
+    let findings = body["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{body}");
+    assert_eq!(findings[0]["group"], "93.184.216.0/22", "{body}");
+    assert_eq!(body["held_clicks"], 120, "{body}");
+    assert!(
+        findings[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("led to 0 registrations")),
+        "{body}"
+    );
+    let held = queue(&app, "signal=conversion_shortfall&limit=500").await;
+    assert_eq!(held.len(), 120);
+    // Run again: nothing is held twice.
+    let r = app
+        .http
+        .post(format!("{}/admin/v1/fraud/sweep", app.address))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["held_clicks"], 0, "{body}");
+}
