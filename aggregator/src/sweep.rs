@@ -24,8 +24,8 @@ use uuid::Uuid;
 use crate::fraud::{self, ClickGroup, ClickTally, Finding, FraudPolicies, SignalHit};
 use crate::metrics::Metrics;
 use crate::quarantine::{EntityKind, Quarantine};
-use crate::store::fraud::{kind, FraudScoreRow};
-use crate::store::sweep::{BrandSet, ClickFilter, SweepClickRow};
+use crate::store::fraud::{kind, FraudScoreRow, ScopeClickRow};
+use crate::store::sweep::{BrandSet, ClickFilter};
 use crate::store::writer::EventSink;
 use crate::store::{Store, StoreError};
 
@@ -124,7 +124,7 @@ fn click_filter(f: &Finding) -> ClickFilter {
 /// one) with the finding's hit added, at least the brand's threshold.
 fn held_row(
     base: Option<FraudScoreRow>,
-    click: &SweepClickRow,
+    click: &ScopeClickRow,
     f: &Finding,
     threshold: u8,
     policy_version: &str,
@@ -249,7 +249,7 @@ impl PopulationSweep {
         now_ms: u64,
     ) -> Result<Vec<FraudScoreRow>, StoreError> {
         let brand = f.brand_id.as_uuid();
-        let clicks: Vec<SweepClickRow> = self
+        let clicks: Vec<ScopeClickRow> = self
             .store
             .unreported_clicks(
                 brand,
@@ -332,8 +332,8 @@ mod tests {
         }
     }
 
-    fn click() -> SweepClickRow {
-        SweepClickRow {
+    fn click() -> ScopeClickRow {
+        ScopeClickRow {
             click_id: Uuid::from_u128(7),
             clicked_at_ms: 1_790_000_000_000,
             affiliate_id: Uuid::from_u128(2),

@@ -84,7 +84,7 @@ pub struct FraudReviewRow {
     pub decided_at_ms: u64,
 }
 
-/// A click that an escalation may cover.
+/// A click that an escalation or a population sweep finding may cover.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
 pub struct ScopeClickRow {
     #[serde(with = "clickhouse::serde::uuid")]
@@ -93,6 +93,7 @@ pub struct ScopeClickRow {
     #[serde(with = "clickhouse::serde::uuid")]
     pub affiliate_id: Uuid,
     pub ip: String,
+    pub asn: u32,
 }
 
 /// Human clicks per (brand, link, IP, minute), for the click baseline.
@@ -123,20 +124,7 @@ impl Store {
 
     /// Stores score rows now (outside the event writer: escalations).
     pub async fn save_scores(&self, rows: &[FraudScoreRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let t = Some(self.timeout());
-        let mut insert = self
-            .client()
-            .insert::<FraudScoreRow>("fraud_scores")
-            .await?
-            .with_timeouts(t, t);
-        for r in rows {
-            insert.write(r).await?;
-        }
-        insert.end().await?;
-        Ok(())
+        self.insert_all("fraud_scores", rows).await
     }
 
     /// Every quarantined entity's newest score (all brands).
@@ -241,7 +229,7 @@ impl Store {
         to_ms: u64,
     ) -> Result<Vec<ScopeClickRow>, StoreError> {
         let sql = format!(
-            "SELECT click_id, clicked_at_ms, affiliate_id, ip FROM clicks \
+            "SELECT click_id, clicked_at_ms, affiliate_id, ip, asn FROM clicks \
              WHERE brand_id = toUUID('{brand}') AND clicked_at BETWEEN toDateTime({}) AND toDateTime({}) \
              AND clicked_at_ms BETWEEN {from_ms} AND {to_ms} AND link_code = {} AND is_bot = 0 \
              LIMIT 1 BY click_id",

@@ -344,20 +344,7 @@ impl Store {
     /// Stores decisions in one INSERT (one block: all stored or none),
     /// durable when it returns.
     pub async fn save_reviews(&self, rows: &[FraudReviewRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let t = Some(self.timeout());
-        let mut insert = self
-            .client()
-            .insert::<FraudReviewRow>("fraud_reviews")
-            .await?
-            .with_timeouts(t, t);
-        for r in rows {
-            insert.write(r).await?;
-        }
-        insert.end().await?;
-        Ok(())
+        self.insert_all("fraud_reviews", rows).await
     }
 }
 

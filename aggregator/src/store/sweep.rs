@@ -13,6 +13,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::fraud::ScopeClickRow;
 use super::lookups::sql_string;
 use super::{Store, StoreError};
 
@@ -28,18 +29,6 @@ pub struct ClickTallyRow {
     pub asn: u32,
     pub clicks: u64,
     pub converted: u64,
-}
-
-/// A human click no registration reported (a hold candidate).
-#[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
-pub struct SweepClickRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub click_id: Uuid,
-    pub clicked_at_ms: u64,
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub affiliate_id: Uuid,
-    pub ip: String,
-    pub asn: u32,
 }
 
 /// Which brands a tally covers.
@@ -122,7 +111,7 @@ impl Store {
         filter: &ClickFilter,
         from_ms: u64,
         to_ms: u64,
-    ) -> Result<Vec<SweepClickRow>, StoreError> {
+    ) -> Result<Vec<ScopeClickRow>, StoreError> {
         let which = match filter {
             ClickFilter::IpPrefix(p) => format!("startsWith(ip, {})", sql_string(p)),
             ClickFilter::Asns(asns) if asns.is_empty() => "0".to_owned(),
