@@ -61,14 +61,7 @@ async fn no_secret_is_logged_even_at_trace_level() {
     })
     .await;
     let f = app.seed().await;
-    let (status, body) = app
-        .get_json(
-            OPERATOR_TOKEN,
-            &format!("/admin/v1/brands/{}/postback-secret", f.brand_id),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let postback_secret = body["postback_secret"].as_str().expect("secret").to_owned();
+    let postback_secret = app.postback_secret(&f.brand_id).await;
     let brand_key = app.brand_key(&f).await;
 
     let r = app

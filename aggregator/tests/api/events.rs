@@ -443,14 +443,7 @@ async fn a_rotated_postback_secret_keeps_the_previous_one_for_the_overlap_only()
     })
     .await;
     let f = app.seed().await;
-    let (s, body) = app
-        .get_json(
-            crate::helpers::OPERATOR_TOKEN,
-            &format!("/admin/v1/brands/{}/postback-secret", f.brand_id),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let first = body["postback_secret"].as_str().expect("secret").to_owned();
+    let first = app.postback_secret(&f.brand_id).await;
     let rotate = |overlap: Value| {
         let app = &app;
         let brand = f.brand_id.clone();
@@ -518,14 +511,7 @@ async fn a_rotated_postback_secret_keeps_the_previous_one_for_the_overlap_only()
         s.auth.postback_key = Some("postback-master-key-0123456789abcdef".to_owned().into());
     })
     .await;
-    let (s, body) = other
-        .get_json(
-            crate::helpers::OPERATOR_TOKEN,
-            &format!("/admin/v1/brands/{}/postback-secret", f.brand_id),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    assert_eq!(body["postback_secret"], third.as_str(), "{body}");
+    assert_eq!(other.postback_secret(&f.brand_id).await, third);
 }
 
 #[tokio::test]
@@ -536,17 +522,7 @@ async fn postbacks_authenticate_by_secret_or_signature_and_share_the_idempotency
     })
     .await;
     let f = app.seed().await;
-    let (s, secret) = app
-        .get_json(
-            crate::helpers::OPERATOR_TOKEN,
-            &format!("/admin/v1/brands/{}/postback-secret", f.brand_id),
-        )
-        .await;
-    assert_eq!(s, 200, "{secret}");
-    let secret = secret["postback_secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned();
+    let secret = app.postback_secret(&f.brand_id).await;
     let url = |q: &str| format!("{}/postback/v1/{}?{q}", app.address, f.brand_id);
 
     let r = app

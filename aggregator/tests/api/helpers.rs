@@ -270,6 +270,21 @@ impl TestApp {
     }
 
     /// A new API key of the fixture's brand.
+    /// The brand's current postback secret (the app needs a postback key).
+    pub async fn postback_secret(&self, brand_id: &str) -> String {
+        let (status, body) = self
+            .get_json(
+                OPERATOR_TOKEN,
+                &format!("/admin/v1/brands/{brand_id}/postback-secret"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["postback_secret"]
+            .as_str()
+            .expect("a postback secret")
+            .to_owned()
+    }
+
     pub async fn brand_key(&self, f: &Fixture) -> String {
         self.issue_key(&format!("brands/{}", f.brand_id)).await
     }
