@@ -374,18 +374,10 @@ async fn a_key_revoked_on_one_instance_stops_working_on_another_within_seconds()
         201,
         "known on the other instance"
     );
-    let r = app
-        .http
-        .delete(format!(
-            "{}/admin/v1/api-keys/{}",
-            app.address,
-            issued["key_id"].as_str().expect("id")
-        ))
-        .bearer_auth(crate::helpers::OPERATOR_TOKEN)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        app.revoke_key(issued["key_id"].as_str().expect("id")).await,
+        204
+    );
     let revoked = std::time::Instant::now();
     let mut n = 1;
     loop {
@@ -416,18 +408,10 @@ async fn a_revoked_key_stops_working() {
     let event = json!({"event_id": "rg-1", "type": "responsible_gaming", "occurred_at": now_ms(),
         "player_id": "p", "flag": "self_exclusion", "active": true});
     assert_eq!(app.post_event(&token, event.clone()).await.0, 201);
-    let r = app
-        .http
-        .delete(format!(
-            "{}/admin/v1/api-keys/{}",
-            app.address,
-            issued["key_id"].as_str().expect("id")
-        ))
-        .bearer_auth(crate::helpers::OPERATOR_TOKEN)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        app.revoke_key(issued["key_id"].as_str().expect("id")).await,
+        204
+    );
     assert_eq!(app.post_event(&token, event).await.0, 401);
     // Only the hash of the token is stored.
     assert!(!app

@@ -239,31 +239,40 @@ async fn an_operator_can_run_the_population_sweep_now_and_it_holds_a_thin_farm()
     let f = app.seed().await;
     let key = app.brand_key(&f).await;
     let two_hours_ago = now_ms() - 2 * 3_600_000;
-    // Ordinary traffic: 300 clicks from 300 networks, one in five registers.
-    let mut ordinary = Vec::new();
-    for i in 0..300u32 {
+    // A click of the fixture's link at `at_ms` from `ip`.
+    let click_at = |n: u8, at_ms: u64, ip: String, visitor_id: String| {
         let mut ids = ClickIdGenerator::new();
-        let id = ids.next_id(two_hours_ago + u64::from(i) * 1_000, [7; 10]);
-        let mut c = click(&f, &mut ids, 1);
+        let id = ids.next_id(at_ms, [n; 10]);
+        let mut c = click(&f, &mut ids, n);
         c.click_id = id.to_string();
         c.clicked_at_ms = id.timestamp_ms();
-        c.ip = format!("81.{}.{}.9", i / 50 + 10, (i % 50) * 4);
-        c.visitor_id = format!("{:032x}", 0xabc0_0000_u64 + u64::from(i));
-        ordinary.push(c);
-    }
+        c.ip = ip;
+        c.visitor_id = visitor_id;
+        c
+    };
+    // Ordinary traffic: 300 clicks from 300 networks, one in five registers.
+    let ordinary: Vec<RawClick> = (0..300u32)
+        .map(|i| {
+            click_at(
+                7,
+                two_hours_ago + u64::from(i) * 1_000,
+                format!("81.{}.{}.9", i / 50 + 10, (i % 50) * 4),
+                format!("{:032x}", 0xabc0_0000_u64 + u64::from(i)),
+            )
+        })
+        .collect();
     // A thin farm: 120 clicks over a /22, slower than any velocity limit,
     // and nobody registers.
-    let mut farm_clicks = Vec::new();
-    for i in 0..120u32 {
-        let mut ids = ClickIdGenerator::new();
-        let id = ids.next_id(two_hours_ago + u64::from(i) * 30_000, [9; 10]);
-        let mut c = click(&f, &mut ids, 2);
-        c.click_id = id.to_string();
-        c.clicked_at_ms = id.timestamp_ms();
-        c.ip = format!("93.184.{}.{}", 216 + i % 4, i / 4 + 1);
-        c.visitor_id = String::new();
-        farm_clicks.push(c);
-    }
+    let farm_clicks: Vec<RawClick> = (0..120u32)
+        .map(|i| {
+            click_at(
+                9,
+                two_hours_ago + u64::from(i) * 30_000,
+                format!("93.184.{}.{}", 216 + i % 4, i / 4 + 1),
+                String::new(),
+            )
+        })
+        .collect();
     for batch in [&ordinary, &farm_clicks] {
         let (s, body) = app.post_batch(batch, &[]).await;
         assert_eq!(s, 200, "{body}");

@@ -270,6 +270,18 @@ impl TestApp {
     }
 
     /// A new API key of the fixture's brand.
+    /// Revokes an API key with the operator token; the answer's status.
+    pub async fn revoke_key(&self, key_id: &str) -> u16 {
+        self.http
+            .delete(format!("{}/admin/v1/api-keys/{key_id}", self.address))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .expect("sent")
+            .status()
+            .as_u16()
+    }
+
     /// The brand's current postback secret (the app needs a postback key).
     pub async fn postback_secret(&self, brand_id: &str) -> String {
         let (status, body) = self
