@@ -233,6 +233,7 @@ pub fn player_facts(
             let registration = Registration {
                 event: FactProblem::event(&reg.event_id)?,
                 at: Timestamp::from_unix_ms(reg.occurred_at_ms),
+                recorded_at: Some(Timestamp::from_unix_ms(u64::from(reg.received_at) * 1000)),
                 country: CountryCode::parse(country).map_err(|_| {
                     FactProblem::bad_facts(
                         vec![&reg.event_id],
@@ -362,6 +363,7 @@ mod tests {
             event_id: event_id.into(),
             event_type,
             occurred_at_ms: at,
+            received_at: u32::try_from(at / 1000).unwrap_or(u32::MAX),
             brand_player_id: "p-1".into(),
             country: *b"XX",
             kyc_status: String::new(),

@@ -101,6 +101,10 @@ pub async fn facts_from(
     Ok(player_facts(attributions, &events, &holds))
 }
 
+/// The `actor` recorded on commission runs of the job (background or
+/// asked for through the admin API).
+pub const JOB_ACTOR: &str = "job";
+
 /// The process-wide ledger-writer lock (see the module docs).
 static WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -357,6 +361,7 @@ impl CommissionJob {
     }
 
     /// [`Self::run_once`] for a caller that already holds the lock.
+    /// Recorded with `actor` [`JOB_ACTOR`].
     pub async fn run_locked(&self, _guard: &WriterGuard, now_ms: u64) -> anyhow::Result<RunReport> {
         let run_id = Uuid::now_v7();
         let started_ms = crate::clock::now_ms();
@@ -377,6 +382,7 @@ impl CommissionJob {
                 statements_appended: count(r.statements_appended),
                 entry_ids: r.entries.iter().map(|e| e.id).collect(),
                 error: String::new(),
+                actor: JOB_ACTOR.to_owned(),
             },
             Err(e) => RunRow {
                 run_id,
@@ -392,6 +398,7 @@ impl CommissionJob {
                 statements_appended: 0,
                 entry_ids: Vec::new(),
                 error: format!("{e:#}"),
+                actor: JOB_ACTOR.to_owned(),
             },
         };
         // The run log is informational: the ledger is already durable.
@@ -523,12 +530,14 @@ impl CommissionJob {
     /// Closes `month` at `closed_at_ms` (default `now_ms`; never in the
     /// future): runs the job first so that every fact received until now is
     /// booked in the month, then records the close. Later facts about the
-    /// month are booked in the next open period.
+    /// month are booked in the next open period. `actor` (who closes) is
+    /// recorded with the close.
     pub async fn close_period(
         &self,
         month: Month,
         closed_at_ms: Option<u64>,
         now_ms: u64,
+        actor: &str,
     ) -> Result<CloseReport, CommissionError> {
         let guard = lock_writer().await;
         let calendar = self.store.load_calendar().await?;
@@ -569,7 +578,9 @@ impl CommissionJob {
                 }
             }
         }
-        self.store.save_period_close(month, at, now_ms).await?;
+        self.store
+            .save_period_close(month, at, now_ms, actor)
+            .await?;
         Ok(CloseReport {
             month,
             closed_at,
@@ -580,11 +591,13 @@ impl CommissionJob {
     /// A payout run at `now_ms`: runs the job first, then pays each
     /// affiliate's payable balance if it reaches the minimum payout of the
     /// deal version in force now (otherwise it rolls over). Replaying a run
-    /// id returns the stored payouts and pays nothing again.
+    /// id returns the stored payouts and pays nothing again. `actor` (who
+    /// pays) is recorded with the run.
     pub async fn run_payouts(
         &self,
         run_id: Option<Uuid>,
         now_ms: u64,
+        actor: &str,
     ) -> Result<PayoutReport, CommissionError> {
         let guard = lock_writer().await;
         let at = Timestamp::from_unix_ms(now_ms);
@@ -670,6 +683,7 @@ impl CommissionJob {
             statements_appended: 0,
             entry_ids: report.paid.iter().map(|e| e.id).collect(),
             error: String::new(),
+            actor: actor.to_owned(),
         };
         if let Err(e) = self.store.save_run(&row).await {
             tracing::warn!(error = %e, "could not record the payout run");

@@ -35,6 +35,8 @@ pub struct Settings {
     pub commissions: CommissionSettings,
     /// Fraud scoring.
     pub fraud: FraudSettings,
+    /// Request rate limits.
+    pub rate_limit: RateLimitSettings,
 }
 
 /// `[fraud]`.
@@ -173,6 +175,52 @@ impl Default for AttributionSettings {
             filter_capacity: 10_000_000,
             journal_dir: None,
             journal_max_backlog_bytes: 1 << 30,
+        }
+    }
+}
+
+/// `[rate_limit]`: requests per second per credential, with a burst, and
+/// the failed-authentication lockout per client IP (docs/security.md
+/// "Rate limits"). A `*_per_sec` of 0 turns that limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// The edge secret (all click batches and link lookups of every edge).
+    pub edge_per_sec: u32,
+    /// Burst of the edge secret.
+    pub edge_burst: u32,
+    /// Each operator credential (and the bootstrap token).
+    pub operator_per_sec: u32,
+    /// Burst of an operator credential.
+    pub operator_burst: u32,
+    /// Each brand or affiliate API key.
+    pub key_per_sec: u32,
+    /// Burst of an API key.
+    pub key_burst: u32,
+    /// Postbacks, per brand.
+    pub postback_per_sec: u32,
+    /// Burst of a brand's postbacks.
+    pub postback_burst: u32,
+    /// Failed authentications (401) per client IP per second; beyond the
+    /// burst, every request from that IP is answered 429 until it refills.
+    pub failed_auth_per_sec: u32,
+    /// Burst of failed authentications per client IP.
+    pub failed_auth_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            edge_per_sec: 5_000,
+            edge_burst: 10_000,
+            operator_per_sec: 200,
+            operator_burst: 1_000,
+            key_per_sec: 2_000,
+            key_burst: 5_000,
+            postback_per_sec: 2_000,
+            postback_burst: 5_000,
+            failed_auth_per_sec: 10,
+            failed_auth_burst: 100,
         }
     }
 }
@@ -333,6 +381,10 @@ pub struct AuthSettings {
     /// Seconds between two reloads of the API keys from ClickHouse: a key
     /// revoked on another instance stops working here within this (1..).
     pub key_refresh_secs: u64,
+    /// Whether the bootstrap `operator_token` is a full admin (true, the
+    /// default) or may only issue, list and revoke operator credentials
+    /// (false: every action is then recorded under a named operator).
+    pub bootstrap_full_access: bool,
 }
 
 impl Default for AuthSettings {
@@ -342,6 +394,7 @@ impl Default for AuthSettings {
             operator_token: None,
             postback_key: None,
             key_refresh_secs: 5,
+            bootstrap_full_access: true,
         }
     }
 }
@@ -375,6 +428,8 @@ pub struct Secrets {
     pub operator_token: SecretString,
     /// Postback key, if postbacks are enabled.
     pub postback_key: Option<SecretString>,
+    /// `auth.bootstrap_full_access`.
+    pub bootstrap_full_access: bool,
 }
 
 impl Settings {
@@ -424,6 +479,7 @@ impl Settings {
             edge_secret: get("edge_secret", &self.auth.edge_secret)?,
             operator_token: get("operator_token", &self.auth.operator_token)?,
             postback_key,
+            bootstrap_full_access: self.auth.bootstrap_full_access,
         })
     }
 }
@@ -447,6 +503,11 @@ CONFIGURATION
                 operator_token = (required, >= 16 chars; for /admin/v1)
                 postback_key = (optional, >= 32 chars; enables /postback/v1)
                 key_refresh_secs = 5 (API keys reloaded; bounds revocation delay)
+                bootstrap_full_access = true (false: operator_token only manages operators)
+  [rate_limit]  per credential, requests/s and burst (0 = off), docs/security.md:
+                edge_per_sec = 5000 edge_burst = 10000  operator_per_sec = 200 operator_burst = 1000
+                key_per_sec = 2000 key_burst = 5000     postback_per_sec = 2000 postback_burst = 5000
+                failed_auth_per_sec = 10 failed_auth_burst = 100 (per client IP, then 429)
   [log]         format = \"json\" | \"pretty\"    filter = \"info\" (RUST_LOG overrides)
   [attribution] rules_dir = \"config/attribution\"  reload_secs = 5
                 event_batch_delay_ms = 2  single_instance = true

@@ -59,6 +59,14 @@ pub enum ApiError {
     /// Contradicts existing data.
     #[error("{0}")]
     Conflict(String),
+    /// The caller's rate limit is used up (a 429 with `Retry-After`).
+    #[error("too many {what}; retry in {retry_after_secs} s")]
+    TooManyRequests {
+        /// What was too many.
+        what: &'static str,
+        /// Seconds until a request would be accepted.
+        retry_after_secs: u64,
+    },
     /// Storage is unavailable: nothing was stored, retry later.
     #[error("storage unavailable, nothing was stored; retry later")]
     Unavailable,
@@ -89,6 +97,7 @@ impl ApiError {
             ApiError::TooManyRecords(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_records"),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

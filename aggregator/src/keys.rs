@@ -1,5 +1,6 @@
-//! API keys for brands (report events, read their players and commissions)
-//! and affiliates (read their own commissions), and postback secrets.
+//! API keys for brands (report events, read their players and commissions),
+//! affiliates (read their own commissions) and named operators (the admin
+//! API, within their [`Role`]), and postback secrets.
 //!
 //! Owns issuing, revoking and checking keys. A token is
 //! `csk_<key id>_<secret>`; only its SHA-256 is stored (ClickHouse table
@@ -44,8 +45,93 @@ const KEY_ID_LEN: usize = 12;
 const SECRET_LEN: usize = 32;
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// What a named operator credential may do (docs/security.md "Roles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including issuing and revoking credentials.
+    Admin,
+    /// Reads; deals, NGR formulas, FX tables, commission runs, period
+    /// closes and payout runs.
+    Finance,
+    /// Reads; fraud review decisions and population sweeps.
+    RiskReviewer,
+    /// Reads only.
+    ReadOnly,
+}
+
+/// What a request wants to do, as far as roles are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Read anything (every role).
+    Read,
+    /// Money configuration and runs (admin, finance).
+    Finance,
+    /// Fraud decisions (admin, risk reviewer).
+    Risk,
+    /// Everything else that changes state (admin).
+    Admin,
+}
+
+impl Role {
+    /// Parses `admin`, `finance`, `risk_reviewer` or `read_only`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "finance" => Some(Self::Finance),
+            "risk_reviewer" => Some(Self::RiskReviewer),
+            "read_only" => Some(Self::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Finance => "finance",
+            Self::RiskReviewer => "risk_reviewer",
+            Self::ReadOnly => "read_only",
+        }
+    }
+
+    /// Whether this role grants `permission`.
+    pub fn grants(self, permission: Permission) -> bool {
+        matches!(
+            (self, permission),
+            (Self::Admin, _)
+                | (_, Permission::Read)
+                | (Self::Finance, Permission::Finance)
+                | (Self::RiskReviewer, Permission::Risk)
+        )
+    }
+}
+
+/// Longest owner name of an operator credential, bytes.
+pub const MAX_OWNER_BYTES: usize = 128;
+
+/// Who an operator credential belongs to: 1..=128 bytes of printable text
+/// (a name or an e-mail address), recorded on what the credential decides.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Owner(String);
+
+impl Owner {
+    /// Trims and checks `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        (!s.is_empty() && s.len() <= MAX_OWNER_BYTES && !s.chars().any(char::is_control))
+            .then(|| Self(s.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Whose key it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "scope", rename_all = "snake_case")]
 pub enum KeyScope {
     /// A brand's key: its own events, players and commissions.
@@ -57,6 +143,13 @@ pub enum KeyScope {
     Affiliate {
         /// The affiliate.
         affiliate_id: AffiliateId,
+    },
+    /// A named operator's credential: the admin API within its role.
+    Operator {
+        /// What it may do.
+        role: Role,
+        /// Who holds it.
+        owner: Owner,
     },
 }
 
@@ -202,6 +295,20 @@ impl Keys {
         Ok((key, SecretString::from(token)))
     }
 
+    /// Every named operator credential (revoked ones included).
+    pub fn operator_keys(&self) -> Vec<ApiKey> {
+        let mut keys: Vec<ApiKey> = self
+            .by_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|k| matches!(k.scope, KeyScope::Operator { .. }))
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+        keys
+    }
+
     /// Revokes a key; false if there is no such key.
     pub async fn revoke(&self, key_id: &str) -> Result<bool, StoreError> {
         let Some(mut key) = self.get(key_id) else {
@@ -217,8 +324,11 @@ impl Keys {
         Ok(true)
     }
 
-    /// The scope of a valid, unrevoked token.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<KeyScope>, StoreError> {
+    /// The key id and scope of a valid, unrevoked token.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, KeyScope)>, StoreError> {
         let Some(key_id) = key_id_of(token) else {
             return Ok(None);
         };
@@ -229,7 +339,8 @@ impl Keys {
         }
         Ok(key.filter(|k| !k.revoked).and_then(|k| {
             let given = hex_sha256(token.as_bytes());
-            bool::from(given.as_bytes().ct_eq(k.token_sha256.as_bytes())).then_some(k.scope)
+            bool::from(given.as_bytes().ct_eq(k.token_sha256.as_bytes()))
+                .then_some((k.key_id, k.scope))
         }))
     }
 
@@ -348,6 +459,36 @@ mod tests {
         assert_eq!(key_id_of("csk_short_secret"), None);
         assert_eq!(key_id_of("Bearer csk_x"), None);
         assert_eq!(key_id_of(&token.replace("csk_", "sk_")), None);
+    }
+
+    #[test]
+    fn each_role_grants_reads_and_only_its_own_writes() {
+        use Permission::*;
+        let grants = |r: Role| [Read, Finance, Risk, Admin].map(|p| r.grants(p));
+        assert_eq!(grants(Role::Admin), [true, true, true, true]);
+        assert_eq!(grants(Role::Finance), [true, true, false, false]);
+        assert_eq!(grants(Role::RiskReviewer), [true, false, true, false]);
+        assert_eq!(grants(Role::ReadOnly), [true, false, false, false]);
+        for r in [
+            Role::Admin,
+            Role::Finance,
+            Role::RiskReviewer,
+            Role::ReadOnly,
+        ] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn owners_are_printable_and_bounded() {
+        assert_eq!(
+            Owner::parse("  ana@example.com ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        assert!(Owner::parse("").is_none());
+        assert!(Owner::parse("a\nb").is_none());
+        assert!(Owner::parse(&"x".repeat(MAX_OWNER_BYTES + 1)).is_none());
     }
 
     #[test]

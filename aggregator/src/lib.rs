@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod money;
 pub mod presence;
 pub mod quarantine;
+pub mod rate_limit;
 pub mod routes;
 pub mod schedule;
 pub mod server;

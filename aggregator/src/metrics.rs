@@ -184,6 +184,11 @@ struct EventTypeLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct GroupLabels {
     group: &'static str,
 }
@@ -278,6 +283,7 @@ pub struct Metrics {
     commission_reconcile_entries: Family<HeldLabels, Counter>,
     fraud_sweep_held: Family<GroupLabels, Counter>,
     fraud_sweep_findings: Family<GroupLabels, Gauge>,
+    rate_limited: Family<LimitLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -314,6 +320,7 @@ impl Metrics {
         let commission_reconcile_entries = Family::<HeldLabels, Counter>::default();
         let fraud_sweep_held = Family::<GroupLabels, Counter>::default();
         let fraud_sweep_findings = Family::<GroupLabels, Gauge>::default();
+        let rate_limited = Family::<LimitLabels, Counter>::default();
 
         // Families are handles on shared state: the registry keeps one clone
         // for rendering, the struct keeps one for recording.
@@ -394,6 +401,11 @@ impl Metrics {
             "Groups of clicks the latest population sweep flagged, by group",
             fraud_sweep_findings.clone(),
         );
+        registry.register(
+            "http_rate_limited",
+            "Requests answered 429, by limit (`edge`, `operator`, `key`, `postback`, `failed_auth`)",
+            rate_limited.clone(),
+        );
 
         Self {
             registry,
@@ -412,7 +424,16 @@ impl Metrics {
             commission_reconcile_entries,
             fraud_sweep_held,
             fraud_sweep_findings,
+            rate_limited,
         }
+    }
+
+    /// Counts a request refused by a rate limit:
+    /// `http_rate_limited_total{limit}`.
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&LimitLabels { limit })
+            .inc();
     }
 
     /// Publishes one population sweep, per group kind (`block` or

@@ -69,6 +69,8 @@ pub struct Inner {
     pub commission_runs: crate::commission_incremental::RunSettings,
     /// The population sweep (also run by the fraud job).
     pub sweep: PopulationSweep,
+    /// Per-credential rate limits and the failed-authentication lockout.
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 impl AppState {
@@ -107,7 +109,12 @@ impl AppState {
             )
     }
 
-    /// The API keys.
+    /// The rate limits.
+    pub fn rate_limits(&self) -> Arc<crate::rate_limit::RateLimits> {
+        Arc::clone(&self.0.rate_limits)
+    }
+
+    /// API keys.
     pub fn keys(&self) -> &Keys {
         &self.0.keys
     }
@@ -190,6 +197,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(admin::issue_affiliate_key),
         )
         .route(
+            "/operators",
+            post(admin::issue_operator_key).get(admin::list_operator_keys),
+        )
+        .route(
             "/api-keys/{key_id}",
             axum::routing::delete(admin::revoke_key),
         );
@@ -219,6 +230,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .nest("/edge/v1", edge)
         .nest("/api/v1", api)
         .route("/postback/v1/{brand_id}", get(postback::postback))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::limit,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(RequestDecompressionLayer::new())
@@ -383,6 +398,7 @@ impl Application {
             commission_memory: Arc::default(),
             commission_runs: settings.commissions.run_settings(),
             sweep: sweep.clone(),
+            rate_limits: Arc::new(crate::rate_limit::RateLimits::new(&settings.rate_limit)),
         });
         // The background job shares what runs keep with the admin API's runs.
         let commission_job = settings.commissions.job_enabled.then(|| {

@@ -91,6 +91,7 @@ fn row(player: usize, id: &str, event_type: i8, at: u64) -> FactEventRow {
         event_id: id.to_owned(),
         event_type,
         occurred_at_ms: at,
+        received_at: u32::try_from(at / 1000).unwrap_or(u32::MAX),
         brand_player_id: format!("p-{player}"),
         country: *b"DE",
         kyc_status: String::new(),

@@ -14,11 +14,12 @@
 //!   gate comes from the KYC events (see [`super::facts::AttributionStatus`]).
 //! * **CPA once per player**: every attributed registration of
 //!   the player is evaluated under each credited affiliate's CPA terms (deal
-//!   version in force in the registration month, [`super::cpa`]). Only the
-//!   registration that qualifies first earns — final qualifications before
-//!   ones awaiting KYC, then by qualification time, registration time and
-//!   brand id — and there each credited affiliate that qualifies earns its
-//!   own CPA × its credit share. Other registrations earn no CPA (reason
+//!   version in force in the registration month, [`super::cpa`]). Of the
+//!   registrations that qualify, only the one the platform recorded first
+//!   earns (by the time it was received, then brand id — never by a time a
+//!   brand reports, so no brand can backdate its way ahead of another), and
+//!   there each credited affiliate that qualifies earns its own CPA × its
+//!   credit share. Other registrations earn no CPA (reason
 //!   `cpa_once_per_player`).
 //! * **RevShare worlds** (per affiliate, per month, deal version of the
 //!   month): *final* = players whose KYC was approved (including ones later
@@ -470,16 +471,13 @@ impl Engine<'_> {
             let chosen = evals
                 .iter()
                 .filter_map(|e| match &e.outcome {
-                    CpaOutcome::Qualified(q) => Some((
-                        q.gate != Gate::Final,
-                        q.at,
-                        e.facts.registration().at,
-                        e.facts.brand(),
-                    )),
+                    CpaOutcome::Qualified(_) => {
+                        Some((e.facts.registration().recorded(), e.facts.brand()))
+                    }
                     CpaOutcome::NotQualified(_) => None,
                 })
                 .min()
-                .map(|(_, _, _, brand)| brand);
+                .map(|(_, brand)| brand);
             for e in evals {
                 let brand = e.facts.brand();
                 self.cpa_slots(player, e, chosen, desired)

@@ -140,6 +140,19 @@ pub struct Registration {
     pub at: Timestamp,
     /// The country of registration (decides CPA eligibility and amount).
     pub country: CountryCode,
+    /// When the platform recorded the registration (its clock, not the
+    /// brand's): decides which brand's registration of a player linked
+    /// across brands came first ("CPA once per player"). None: not known
+    /// (facts written by hand), then `at` stands in.
+    #[serde(default)]
+    pub recorded_at: Option<Timestamp>,
+}
+
+impl Registration {
+    /// When the platform recorded it (`at` when that is not known).
+    pub fn recorded(&self) -> Timestamp {
+        self.recorded_at.unwrap_or(self.at)
+    }
 }
 
 /// The attribution's KYC status as stored by the attribution module
@@ -634,6 +647,7 @@ mod tests {
                 event: BrandEventId::new("reg").expect("id"),
                 at: Timestamp::utc(2026, 1, 1, 0, 0).expect("t"),
                 country: CountryCode::parse("DE").expect("DE"),
+                recorded_at: None,
             },
             None,
             events,

@@ -510,6 +510,7 @@ mod tests {
                 event: BrandEventId::new("reg").expect("id"),
                 at: Timestamp::utc(2026, 1, 1, 0, 0).expect("t"),
                 country: CountryCode::parse("DE").expect("DE"),
+                recorded_at: None,
             },
             None,
             vec![
@@ -575,6 +576,7 @@ mod tests {
                 event: BrandEventId::new("reg").expect("id"),
                 at: Timestamp::utc(2026, 1, 1, 0, 0).expect("t"),
                 country: CountryCode::parse("DE").expect("DE"),
+                recorded_at: None,
             },
             None,
             vec![ev(
@@ -605,6 +607,7 @@ mod tests {
                 event: BrandEventId::new("reg").expect("id"),
                 at: Timestamp::utc(2026, 1, 1, 0, 0).expect("t"),
                 country: CountryCode::parse("DE").expect("DE"),
+                recorded_at: None,
             },
             None,
             vec![ev(

@@ -79,6 +79,7 @@ impl P {
                 event: ev(&format!("reg-{n}-{b}")),
                 at: registered,
                 country: CountryCode::parse(country).expect("country"),
+                recorded_at: None,
             },
             attribution: None,
             events: Vec::new(),

@@ -13,7 +13,7 @@ use clickstitch_shared::geo::{JurisdictionProfile, LinkGeoRules};
 use clickstitch_shared::ip::IpStorage;
 use clickstitch_shared::{AffiliateId, BrandId, CampaignId, LinkTemplate, ShortCode};
 
-use crate::auth::Operator;
+use crate::auth::{CredentialAdmin, Operator};
 use crate::catalog::{
     country_set, Affiliate, Brand, BrandChanges, Campaign, Link, Name, NewAffiliate, NewBrand,
     NewCampaign, NewLink,
@@ -399,9 +399,57 @@ pub async fn issue_affiliate_key(
     issue(&state, crate::keys::KeyScope::Affiliate { affiliate_id }).await
 }
 
-/// Revokes a key.
+/// `POST /admin/v1/operators` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOperator {
+    owner: Option<String>,
+    role: Option<String>,
+}
+
+/// Issues a named operator credential (admins, and the bootstrap token
+/// for the first admin); the token is shown once.
+pub async fn issue_operator_key(
+    _admin: CredentialAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewOperator>,
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
+    let mut problems = Vec::new();
+    let owner = crate::keys::Owner::parse(body.owner.as_deref().unwrap_or_default());
+    if owner.is_none() {
+        problems.push(Problem::new(
+            "owner",
+            format!(
+                "is required: who holds the credential (1..={} printable bytes)",
+                crate::keys::MAX_OWNER_BYTES
+            ),
+        ));
+    }
+    let role = crate::keys::Role::parse(body.role.as_deref().unwrap_or_default());
+    if role.is_none() {
+        problems.push(Problem::new(
+            "role",
+            "must be admin, finance, risk_reviewer or read_only",
+        ));
+    }
+    let (Some(owner), Some(role)) = (owner, role) else {
+        return Err(ApiError::Validation(problems));
+    };
+    issue(&state, crate::keys::KeyScope::Operator { role, owner }).await
+}
+
+/// `GET /admin/v1/operators`: every named operator credential (no tokens).
+pub async fn list_operator_keys(
+    _admin: CredentialAdmin,
+    State(state): State<AppState>,
+) -> Json<Vec<crate::keys::ApiKey>> {
+    Json(state.keys().operator_keys())
+}
+
+/// Revokes a key (admins; the bootstrap token too, to recover from a lost
+/// admin credential).
 pub async fn revoke_key(
-    _op: Operator,
+    _op: CredentialAdmin,
     State(state): State<AppState>,
     Path(key_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

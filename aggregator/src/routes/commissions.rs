@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use clickstitch_shared::BrandId;
 
-use crate::auth::Operator;
+use crate::auth::{Finance, Operator};
 use crate::clock::now_ms;
 use crate::commission::{Deal, Month, NgrFormula, Timestamp};
 use crate::commission_job::{CommissionError, CommissionJob, RunReport, Saved};
@@ -148,7 +148,7 @@ fn body_problem(message: impl Into<String>) -> ApiError {
 /// `POST /admin/v1/deals`: stores an affiliate's deal (docs/commissions.md,
 /// "Deals"). 201 when stored, 200 when identical to the stored deal.
 pub async fn post_deal(
-    _op: Operator,
+    _op: Finance,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -190,7 +190,7 @@ pub async fn post_deal(
 
 /// `POST /admin/v1/ngr-formulas`: stores a brand's NGR formula.
 pub async fn post_ngr_formula(
-    _op: Operator,
+    _op: Finance,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -308,7 +308,7 @@ fn fx_json(t: &StoredFxTable) -> Value {
 
 /// `POST /admin/v1/fx-tables`: stores the FX table of a month.
 pub async fn post_fx_table(
-    _op: Operator,
+    _op: Finance,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FxTableBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -358,7 +358,7 @@ fn run_summary(r: &RunReport) -> Value {
 /// `POST /admin/v1/periods/{YYYY-MM}/close`, optional body
 /// `{"closed_at": …}`: runs the job, then closes the month.
 pub async fn close_period(
-    _op: Operator,
+    op: Finance,
     State(state): State<AppState>,
     Path(month): Path<String>,
     body: Bytes,
@@ -378,7 +378,9 @@ pub async fn close_period(
     let (Some(month), Some(closed_at)) = (month, closed_at) else {
         return Err(ApiError::Validation(problems));
     };
-    let report = job(&state).close_period(month, closed_at, now_ms()).await?;
+    let report = job(&state)
+        .close_period(month, closed_at, now_ms(), op.0.owner())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -414,7 +416,7 @@ struct PayoutBody {
 /// `POST /admin/v1/payouts/run`, optional body `{"run_id": "…uuid…"}`:
 /// runs the job, then pays every payable balance that reaches its minimum.
 pub async fn run_payouts(
-    _op: Operator,
+    op: Finance,
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -425,7 +427,9 @@ pub async fn run_payouts(
             ApiError::Validation(vec![Problem::new("run_id", format!("must be a UUID: {e}"))])
         })?),
     };
-    let report = job(&state).run_payouts(run_id, now_ms()).await?;
+    let report = job(&state)
+        .run_payouts(run_id, now_ms(), op.0.owner())
+        .await?;
     let money =
         |m: Money| json!({"minor": m.minor(), "currency": m.currency(), "decimal": decimal(m)});
     Ok(Json(json!({
@@ -451,10 +455,7 @@ pub async fn run_payouts(
 }
 
 /// `POST /admin/v1/commissions/run`: runs the commission job now.
-pub async fn run_job(
-    _op: Operator,
-    State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn run_job(_op: Finance, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let report = job(&state)
         .run_once(now_ms())
         .await

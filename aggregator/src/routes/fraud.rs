@@ -38,11 +38,12 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::auth::{ApiCaller, Operator};
+use crate::auth::{require_operator, ApiCaller, Principal, RiskReviewer};
 use crate::clock::now_ms;
 use crate::error::{ApiError, Problem};
 use crate::events::parse_time;
 use crate::fraud::Signal;
+use crate::keys::Permission;
 use crate::quarantine::{
     Decision, DecisionOutcome, EntityKind, ReviewError, ReviewItem, ReviewPage, Verdict,
 };
@@ -62,9 +63,6 @@ pub const MAX_BULK_ENTITIES: usize = 1000;
 /// Longest `reason` of a bulk decision (and `note` of a single one), in
 /// bytes.
 pub const MAX_REASON_BYTES: usize = 2000;
-
-/// The credential recorded with operator decisions.
-const OPERATOR_CREDENTIAL: &str = "operator_token";
 
 /// The credential recorded with decisions taken with a brand key.
 const BRAND_CREDENTIAL: &str = "brand_key";
@@ -497,18 +495,25 @@ fn decision_fields(
 
 /// Approves or rejects one quarantined entity.
 pub async fn decide(
-    _op: Operator,
+    RiskReviewer(op): RiskReviewer,
     State(state): State<AppState>,
     Path((kind, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<DecisionRequest>,
 ) -> Result<Response, ApiError> {
     let mut problems = Vec::new();
     let kind = take(&mut problems, parse_kind(&kind, "kind"));
+    // A named credential decides as its owner; the bootstrap token names
+    // the reviewer in the body.
+    let reviewer = if op.is_bootstrap() {
+        body.reviewer.as_deref()
+    } else {
+        Some(op.owner())
+    };
     let fields = decision_fields(
         &mut problems,
         body.brand_id.as_deref(),
         body.decision.as_deref(),
-        body.reviewer.as_deref(),
+        reviewer,
         body.note,
     );
     let (Some(kind), Some(brand), Some(verdict), true) =
@@ -524,7 +529,7 @@ pub async fn decide(
             &id,
             verdict,
             &fields.reviewer,
-            OPERATOR_CREDENTIAL,
+            &op.credential(),
             &fields.note,
             now_ms(),
         )
@@ -714,21 +719,27 @@ fn outcome_json((brand, kind, id): &BulkKey, outcome: &BulkOutcome) -> Value {
 /// the request's order, what became of it.
 pub async fn decide_many(
     caller: ApiCaller,
+    principal: Option<axum::Extension<Principal>>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BulkDecisionRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let (credential, own) = match caller {
-        ApiCaller::Operator => (OPERATOR_CREDENTIAL, None),
-        ApiCaller::Brand(b) => (BRAND_CREDENTIAL, Some(b)),
+    let (credential, own, owner) = match caller {
+        ApiCaller::Operator => {
+            let op = require_operator(principal.as_ref().map(|p| &p.0), Permission::Risk)?;
+            let owner = (!op.is_bootstrap()).then(|| op.owner().to_owned());
+            (op.credential(), None, owner)
+        }
+        ApiCaller::Brand(b) => (BRAND_CREDENTIAL.to_owned(), Some(b), None),
         ApiCaller::Affiliate(_) => return Err(ApiError::Forbidden(REVIEWERS_ONLY)),
     };
     let mut problems = Vec::new();
     let p = &mut problems;
     let verdict = parse_verdict(p, body.decision.as_deref());
     let reason = parse_reason(p, body.reason.as_deref());
-    let reviewer = match body.reviewer.as_deref() {
-        Some(r) => parse_reviewer(p, Some(r)),
-        None => credential.to_owned(),
+    let reviewer = match (owner, body.reviewer.as_deref()) {
+        (Some(owner), _) => owner,
+        (None, Some(r)) => parse_reviewer(p, Some(r)),
+        (None, None) => credential.clone(),
     };
     let default_brand = match body.brand_id.as_deref() {
         Some(b) => take(p, parse_brand(b)),
@@ -755,7 +766,7 @@ pub async fn decide_many(
                 Decision {
                     verdict,
                     reviewer: &reviewer,
-                    credential,
+                    credential: &credential,
                     note: &reason,
                     at_ms,
                 },
@@ -803,7 +814,7 @@ pub async fn decide_many(
 /// traffic. Operator token only. Answers what it found and how many clicks
 /// it held.
 pub async fn sweep_now(
-    _op: Operator,
+    _op: RiskReviewer,
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
     let report = state.sweep().run_once(now_ms()).await?;

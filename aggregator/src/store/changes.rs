@@ -22,9 +22,9 @@ use super::rows::AttributionRow;
 use super::{Store, StoreError};
 
 /// The columns of [`FactEventRow`], in its field order.
-const FACT_COLUMNS: &str = "brand_id, event_id, event_type, occurred_at_ms, brand_player_id, \
-    country, kyc_status, amount_minor, currency, stakes_minor, wins_minor, rg_flag, rg_active, \
-    reference_event_id";
+const FACT_COLUMNS: &str = "brand_id, event_id, event_type, occurred_at_ms, received_at, \
+    brand_player_id, country, kyc_status, amount_minor, currency, stakes_minor, wins_minor, \
+    rg_flag, rg_active, reference_event_id";
 
 /// `(brand, brand player id)` pairs as a SQL tuple list.
 fn pairs_sql(pairs: &BTreeSet<(Uuid, String)>) -> String {

@@ -342,6 +342,7 @@ struct PeriodCloseRow {
     closed_at_ms: u64,
     recorded_at: u32,
     recorded_at_ms: u64,
+    actor: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
@@ -442,6 +443,9 @@ pub struct RunRow {
     #[serde(with = "clickhouse::serde::uuid_vec")]
     pub entry_ids: Vec<Uuid>,
     pub error: String,
+    /// Who ran it: `job` for commission runs, the operator credential's
+    /// owner (or `bootstrap`) for payout runs.
+    pub actor: String,
 }
 
 /// A stored brand event, as the commission job reads it (the columns of
@@ -454,6 +458,8 @@ pub struct FactEventRow {
     /// `player_events.event_type` (1 registration … 8 responsible_gaming).
     pub event_type: i8,
     pub occurred_at_ms: u64,
+    /// When the aggregator stored it (its clock, Unix seconds).
+    pub received_at: u32,
     pub brand_player_id: String,
     pub country: [u8; 2],
     pub kyc_status: String,
@@ -633,12 +639,13 @@ impl Store {
         .map_err(|e| corrupt("commission_period_closes", "calendar", e))
     }
 
-    /// Records the close of `month` at `closed_at_ms`.
+    /// Records the close of `month` at `closed_at_ms` by `actor`.
     pub async fn save_period_close(
         &self,
         month: Month,
         closed_at_ms: u64,
         recorded_at_ms: u64,
+        actor: &str,
     ) -> Result<(), StoreError> {
         let row = PeriodCloseRow {
             month: month_to_date(month),
@@ -646,6 +653,7 @@ impl Store {
             closed_at_ms,
             recorded_at: secs(recorded_at_ms),
             recorded_at_ms,
+            actor: actor.to_owned(),
         };
         self.insert_all("commission_period_closes", &[row]).await
     }

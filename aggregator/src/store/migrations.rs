@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "postback_rotation",
         sql: include_str!("../../migrations/0008_postback_rotation.sql"),
     },
+    Migration {
+        version: 9,
+        name: "operator_credentials",
+        sql: include_str!("../../migrations/0009_operator_credentials.sql"),
+    },
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

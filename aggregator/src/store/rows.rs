@@ -402,14 +402,19 @@ pub struct ApiKeyRow {
     pub created_at: u32,
     pub revoked: u8,
     pub version: u64,
+    /// An operator credential's role (empty for other scopes).
+    pub role: String,
+    /// An operator credential's owner (empty for other scopes).
+    pub owner: String,
 }
 
 impl From<&crate::keys::ApiKey> for ApiKeyRow {
     fn from(k: &crate::keys::ApiKey) -> Self {
         use crate::keys::KeyScope;
-        let (scope, subject_id) = match k.scope {
-            KeyScope::Brand { brand_id } => (1, brand_id.as_uuid()),
-            KeyScope::Affiliate { affiliate_id } => (2, affiliate_id.as_uuid()),
+        let (scope, subject_id, role, owner) = match &k.scope {
+            KeyScope::Brand { brand_id } => (1, brand_id.as_uuid(), "", ""),
+            KeyScope::Affiliate { affiliate_id } => (2, affiliate_id.as_uuid(), "", ""),
+            KeyScope::Operator { role, owner } => (3, Uuid::nil(), role.as_str(), owner.as_str()),
         };
         ApiKeyRow {
             key_id: k.key_id.clone(),
@@ -419,6 +424,8 @@ impl From<&crate::keys::ApiKey> for ApiKeyRow {
             created_at: k.created_at,
             revoked: u8::from(k.revoked),
             version: k.version,
+            role: role.to_owned(),
+            owner: owner.to_owned(),
         }
     }
 }
@@ -433,6 +440,12 @@ impl TryFrom<ApiKeyRow> for crate::keys::ApiKey {
             },
             2 => KeyScope::Affiliate {
                 affiliate_id: AffiliateId::from(r.subject_id),
+            },
+            3 => KeyScope::Operator {
+                role: crate::keys::Role::parse(&r.role)
+                    .ok_or_else(|| corrupt("api_keys", &r.key_id, "unknown role"))?,
+                owner: crate::keys::Owner::parse(&r.owner)
+                    .ok_or_else(|| corrupt("api_keys", &r.key_id, "invalid owner"))?,
             },
             other => {
                 return Err(corrupt(

@@ -16,4 +16,4 @@ mod fraud_scenarios;
 mod health;
 mod helpers;
 mod journal;
-mod limits;
+mod security;

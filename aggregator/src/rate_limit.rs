@@ -1,0 +1,279 @@
+//! Request rate limits: a token bucket per credential (GCRA, from the
+//! `governor` crate) and a lockout of client IPs that fail authentication
+//! too often. Both answer a JSON 429 with `Retry-After`.
+//!
+//! Owns the buckets and the middleware [`limit`], which runs before any
+//! handler: it asks [`crate::auth::authenticate`] who is calling (the
+//! result is kept for the handler's extractors), refuses a locked-out IP,
+//! charges the caller's bucket, runs the request, and counts a 401 against
+//! the client IP. Postbacks carry their secret in the query, so they are
+//! charged to the brand named in the path. Knows nothing of what routes do;
+//! the limits themselves are `[rate_limit]` settings.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::auth::{authenticate, Principal};
+use crate::config::RateLimitSettings;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Keyed buckets are pruned of idle keys once a limiter holds this many.
+const PRUNE_ABOVE: usize = 100_000;
+
+/// Whose bucket a request is charged to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Bucket {
+    Edge,
+    Operator(Option<String>),
+    Key(String),
+    Postback(String),
+}
+
+/// The limiters of one process.
+pub struct RateLimits {
+    edge: Option<DefaultKeyedRateLimiter<()>>,
+    operator: Option<DefaultKeyedRateLimiter<Option<String>>>,
+    key: Option<DefaultKeyedRateLimiter<String>>,
+    postback: Option<DefaultKeyedRateLimiter<String>>,
+    failed_auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Client IPs locked out, and until when.
+    locked: Mutex<HashMap<IpAddr, Instant>>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("locked_ips", &self.locked_ips().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(
+    per_sec: u32,
+    burst: u32,
+) -> Option<DefaultKeyedRateLimiter<K>> {
+    let per_sec = NonZeroU32::new(per_sec)?;
+    let burst = NonZeroU32::new(burst).unwrap_or(per_sec);
+    Some(RateLimiter::keyed(
+        Quota::per_second(per_sec).allow_burst(burst),
+    ))
+}
+
+impl RateLimits {
+    /// The limiters `settings` describe.
+    pub fn new(settings: &RateLimitSettings) -> Self {
+        let s = settings;
+        Self {
+            edge: limiter(s.edge_per_sec, s.edge_burst),
+            operator: limiter(s.operator_per_sec, s.operator_burst),
+            key: limiter(s.key_per_sec, s.key_burst),
+            postback: limiter(s.postback_per_sec, s.postback_burst),
+            failed_auth: limiter(s.failed_auth_per_sec, s.failed_auth_burst),
+            locked: Mutex::default(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    fn locked_ips(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
+        self.locked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long `ip` is still locked out, if it is.
+    fn locked_for(&self, ip: IpAddr) -> Option<Duration> {
+        let mut locked = self.locked_ips();
+        let until = *locked.get(&ip)?;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            locked.remove(&ip);
+            None
+        } else {
+            Some(left)
+        }
+    }
+
+    /// Counts a failed authentication from `ip`; locks it out once its
+    /// bucket is empty.
+    fn failed(&self, ip: IpAddr) {
+        let Some(l) = &self.failed_auth else { return };
+        if let Err(not_until) = l.check_key(&ip) {
+            let wait = not_until.wait_time_from(self.clock.now());
+            let mut locked = self.locked_ips();
+            locked.insert(ip, Instant::now() + wait);
+            if locked.len() > PRUNE_ABOVE {
+                let now = Instant::now();
+                locked.retain(|_, until| *until > now);
+            }
+        }
+        if l.len() > PRUNE_ABOVE {
+            l.retain_recent();
+        }
+    }
+
+    /// Charges one request to `bucket`; how long to wait if it is empty.
+    fn charge(&self, bucket: &Bucket) -> Option<Duration> {
+        fn take<K: std::hash::Hash + Eq + Clone>(
+            l: &Option<DefaultKeyedRateLimiter<K>>,
+            key: &K,
+            clock: &DefaultClock,
+        ) -> Option<Duration> {
+            let l = l.as_ref()?;
+            let out = l
+                .check_key(key)
+                .err()
+                .map(|n| n.wait_time_from(clock.now()));
+            if l.len() > PRUNE_ABOVE {
+                l.retain_recent();
+            }
+            out
+        }
+        match bucket {
+            Bucket::Edge => take(&self.edge, &(), &self.clock),
+            Bucket::Operator(id) => take(&self.operator, id, &self.clock),
+            Bucket::Key(id) => take(&self.key, id, &self.clock),
+            Bucket::Postback(brand) => take(&self.postback, brand, &self.clock),
+        }
+    }
+}
+
+fn bucket_of(principal: &Principal, path: &str) -> Option<Bucket> {
+    match principal {
+        Principal::Edge => Some(Bucket::Edge),
+        Principal::Operator(op) => Some(Bucket::Operator(op.key_id.clone())),
+        Principal::Brand { key_id, .. } | Principal::Affiliate { key_id, .. } => {
+            Some(Bucket::Key(key_id.clone()))
+        }
+        Principal::Anonymous => path
+            .strip_prefix("/postback/v1/")
+            .filter(|brand| brand.len() <= 64 && !brand.contains('/'))
+            .map(|brand| Bucket::Postback(brand.to_owned())),
+    }
+}
+
+/// The JSON 429 answer, with `Retry-After` in whole seconds (at least 1).
+fn too_many(wait: Duration, what: &'static str) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let mut response = ApiError::TooManyRequests {
+        what,
+        retry_after_secs: secs,
+    }
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// The middleware: see the module docs.
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limits: Arc<RateLimits> = state.rate_limits();
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    if request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    if let Some(wait) = limits.locked_for(ip) {
+        state.metrics().rate_limited("failed_auth");
+        return too_many(wait, "failed authentications from this address");
+    }
+    let (mut parts, body) = request.into_parts();
+    let principal = match authenticate(&mut parts, &state).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(bucket) = bucket_of(&principal, parts.uri.path()) {
+        if let Some(wait) = limits.charge(&bucket) {
+            state.metrics().rate_limited(match bucket {
+                Bucket::Edge => "edge",
+                Bucket::Operator(_) => "operator",
+                Bucket::Key(_) => "key",
+                Bucket::Postback(_) => "postback",
+            });
+            return too_many(wait, "requests for this credential");
+        }
+    }
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        limits.failed(ip);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(per_sec: u32, burst: u32) -> RateLimitSettings {
+        RateLimitSettings {
+            edge_per_sec: per_sec,
+            edge_burst: burst,
+            operator_per_sec: per_sec,
+            operator_burst: burst,
+            key_per_sec: per_sec,
+            key_burst: burst,
+            postback_per_sec: per_sec,
+            postback_burst: burst,
+            failed_auth_per_sec: per_sec,
+            failed_auth_burst: burst,
+        }
+    }
+
+    #[test]
+    fn a_credential_gets_its_burst_then_waits_and_others_are_unaffected() {
+        let limits = RateLimits::new(&settings(1, 3));
+        let a = Bucket::Key("a".into());
+        for _ in 0..3 {
+            assert_eq!(limits.charge(&a), None);
+        }
+        let wait = limits.charge(&a).expect("the fourth request waits");
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert_eq!(limits.charge(&Bucket::Key("b".into())), None);
+        assert_eq!(limits.charge(&Bucket::Edge), None);
+    }
+
+    #[test]
+    fn an_address_that_keeps_failing_authentication_is_locked_out() {
+        let limits = RateLimits::new(&settings(1, 2));
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let other: IpAddr = "203.0.113.10".parse().unwrap();
+        limits.failed(ip);
+        limits.failed(ip);
+        assert_eq!(limits.locked_for(ip), None, "within the burst");
+        limits.failed(ip);
+        assert!(limits.locked_for(ip).is_some());
+        assert_eq!(limits.locked_for(other), None);
+    }
+
+    #[test]
+    fn a_limit_of_zero_is_off() {
+        let limits = RateLimits::new(&settings(0, 0));
+        for _ in 0..1000 {
+            assert_eq!(limits.charge(&Bucket::Edge), None);
+            limits.failed(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        assert_eq!(limits.locked_for(IpAddr::V4(Ipv4Addr::LOCALHOST)), None);
+    }
+
+    #[test]
+    fn postbacks_are_charged_to_the_brand_in_the_path() {
+        assert_eq!(
+            bucket_of(&Principal::Anonymous, "/postback/v1/abc"),
+            Some(Bucket::Postback("abc".into()))
+        );
+        assert_eq!(bucket_of(&Principal::Anonymous, "/admin/v1/brands"), None);
+    }
+}
