@@ -168,10 +168,9 @@ async fn identify(token: Option<&str>, state: &AppState) -> Result<Principal, Ap
 async fn operator(parts: &mut Parts, state: &AppState) -> Result<OperatorIdentity, ApiError> {
     match authenticate(parts, state).await? {
         Principal::Operator(op) => Ok(op),
-        Principal::Anonymous => Err(ApiError::Unauthorized),
-        _ => Err(ApiError::Forbidden(
-            "this endpoint takes an operator credential",
-        )),
+        // Other credentials are not operator credentials at all: 401, as
+        // for a wrong token (403 is for an operator whose role lacks it).
+        _ => Err(ApiError::Unauthorized),
     }
 }
 

@@ -104,7 +104,7 @@ async fn each_role_may_do_its_own_work_and_is_refused_the_rest_with_403() {
     // Brand and affiliate keys and the edge secret are not operators.
     let brand_key = app.brand_key(&f).await;
     let (s, _) = issue_operator(&app, &brand_key, "Eve", "admin").await;
-    assert_eq!(s, 403);
+    assert_eq!(s, 401, "not an operator credential at all");
     app.stop().await;
 }
 
