@@ -1,4 +1,4 @@
-//! Prometheus metrics of the aggregator (issue 4, "Observability").
+//! Prometheus metrics of the aggregator.
 //!
 //! This module owns the metric registry and its text rendering, nothing else:
 //! the ingest, fraud and conversion code record into a shared [`Metrics`]

@@ -1,4 +1,4 @@
-//! `GET /metrics`: the Prometheus scrape endpoint (issue 4). Serves the
+//! `GET /metrics`: the Prometheus scrape endpoint. Serves the
 //! process's [`Metrics`](crate::metrics::Metrics) in the OpenMetrics text
 //! format; recording happens elsewhere.
 
