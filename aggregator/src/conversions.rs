@@ -239,6 +239,46 @@ impl Conversions {
         }
     }
 
+    /// A chargeback that names its deposit (`deposit_event_id`) must name a
+    /// stored deposit of the same brand and player.
+    async fn check_chargeback(&self, event: &BrandEvent) -> Result<(), SubmitError> {
+        let EventKind::Chargeback {
+            deposit_event_id: Some(deposit),
+            ..
+        } = &event.kind
+        else {
+            return Ok(());
+        };
+        let invalid = |m: String| {
+            SubmitError::Invalid(vec![crate::error::Problem::new("deposit_event_id", m)])
+        };
+        let meta = self
+            .lookups
+            .store
+            .find_event_meta(event.brand_id.as_uuid(), deposit.as_str())
+            .await?
+            .ok_or_else(|| {
+                invalid(format!(
+                    "no deposit {} of this brand is stored: send the deposit first",
+                    deposit.as_str()
+                ))
+            })?;
+        if meta.event_type != "deposit" {
+            return Err(invalid(format!(
+                "event {} is a {}, not a deposit",
+                deposit.as_str(),
+                meta.event_type
+            )));
+        }
+        if meta.brand_player_id != event.brand_player_id.as_str() {
+            return Err(invalid(format!(
+                "deposit {} belongs to another player",
+                deposit.as_str()
+            )));
+        }
+        Ok(())
+    }
+
     /// A void or correction must name an earlier event of the same player
     /// (a correction: of the same type) that is not a registration or a
     /// void and was not taken out before. The row to store, if any.
@@ -423,6 +463,7 @@ impl Conversions {
             return self.replay(&event, stored);
         }
         let void = self.check_repair(&event).await?;
+        self.check_chargeback(&event).await?;
         self.check_wallet(&event).await?;
         self.check_formula_month(&event).await?;
         if let Some(row) = &void {

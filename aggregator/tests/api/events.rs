@@ -635,3 +635,39 @@ async fn a_brand_that_truncates_ips_never_stores_a_players_full_address() {
     assert!(scores.contains("203.0.113.0"), "{scores}");
     assert!(scores.contains("2001:db8:1234::"), "{scores}");
 }
+
+#[tokio::test]
+async fn a_chargeback_must_name_a_stored_deposit_of_its_own_player() {
+    use crate::commissions::{at, brand, deposit, post, register, spawn};
+    let app = spawn().await;
+    let b = brand(&app).await;
+    register(&app, &b, 1, "p-1", at(6, 5)).await;
+    register(&app, &b, 2, "p-2", at(6, 5)).await;
+    post(&app, &b, deposit("p-1-dep", "p-1", at(6, 6), "50.00")).await;
+    post(&app, &b, deposit("p-2-dep", "p-2", at(6, 6), "50.00")).await;
+    let chargeback = |id: &str, deposit: &str| {
+        json!({"event_id": id, "type": "chargeback", "occurred_at": at(6, 9), "player_id": "p-1",
+            "amount": "50.00", "currency": "EUR", "deposit_event_id": deposit})
+    };
+    for (id, named) in [
+        ("cb-unknown", "no-such-deposit"),
+        ("cb-foreign", "p-2-dep"),
+        ("cb-not-a-deposit", "p-1-reg"),
+    ] {
+        let (s, _, body) = app.post_event(&b.key, chargeback(id, named)).await;
+        assert_eq!(s, 422, "{id}: {body}");
+        assert_eq!(
+            crate::helpers::problem_fields(&body),
+            ["deposit_event_id"],
+            "{id}: {body}"
+        );
+    }
+    let (s, _, body) = app.post_event(&b.key, chargeback("cb-ok", "p-1-dep")).await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(
+        app.sql("SELECT event_id FROM player_events WHERE event_type = 'chargeback' FORMAT TSV")
+            .trim(),
+        "cb-ok",
+        "nothing of the refused chargebacks is stored"
+    );
+}
