@@ -7,7 +7,8 @@
 //! a request's headers must arrive within `header_read_timeout` (this also
 //! closes a keep-alive connection idle that long), and a whole request —
 //! body included — must be answered within `request_timeout` (a JSON 408
-//! otherwise). Graceful shutdown: stop accepting, let in-flight requests
+//! otherwise); an error answer to a request with a body says
+//! `Connection: close` (the body may be unread). Graceful shutdown: stop accepting, let in-flight requests
 //! finish. Must not know about routes (it serves any [`Router`]).
 
 use std::future::Future;
@@ -46,10 +47,22 @@ pub async fn serve(
     let limit = limits.request_timeout;
     let app = app.layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-            match tokio::time::timeout(limit, next.run(request)).await {
+            let has_body = has_body(&request);
+            let mut response = match tokio::time::timeout(limit, next.run(request)).await {
                 Ok(response) => response,
                 Err(_) => timed_out(limit),
+            };
+            // An error answer may leave the body unread (refused before
+            // reading it): say the connection closes, so that the client
+            // does not send its next request into the rest of this body.
+            let status = response.status();
+            if has_body && (status.is_client_error() || status.is_server_error()) {
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
             }
+            response
         },
     ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -113,6 +126,17 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Whether a request carries a body (a non-zero `Content-Length`, or
+/// `Transfer-Encoding`).
+fn has_body(request: &axum::extract::Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// The JSON 408 of a request that took longer than `limit`; the connection

@@ -169,3 +169,31 @@ async fn every_error_answer_is_json_even_from_the_router_and_the_body_limit() {
     assert_eq!(s, 413, "{body}");
     assert!(body["message"].is_string(), "{body}");
 }
+
+#[tokio::test]
+async fn an_error_before_the_body_is_read_closes_the_connection_instead_of_misreading_it() {
+    let app = spawn_app_configured(|_| {}).await;
+    let mut client = TcpStream::connect(host(&app)).await.expect("connect");
+    // A body the server refuses unread (wrong credentials), followed at
+    // once by the client's next request on the same connection.
+    let body = "x".repeat(64 * 1024);
+    let request = format!(
+        "POST /edge/v1/clicks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-secret-0123456789\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        body.len()
+    );
+    let _ = client.write_all(request.as_bytes()).await;
+    let answer = read_until_closed(&mut client, Duration::from_secs(10))
+        .await
+        .expect("answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("HTTP/1.1 400"),
+        "the rest of the body was never parsed as a request: {answer}"
+    );
+}
