@@ -84,6 +84,9 @@ pub struct Brand {
     /// Whether the edge may keep its first-party visitor cookie (`cs_vid`)
     /// for this brand's players (consent; default true).
     pub visitor_cookie: bool,
+    /// Which brands' registrations a `player_ref` links this brand's
+    /// players with: the brands of the same group ([`LinkGroup`]).
+    pub player_link_group: LinkGroup,
     /// Unix seconds.
     pub created_at: u32,
     /// Version (Unix ms of the last change).
@@ -164,6 +167,42 @@ pub struct NewBrand {
     pub ip_storage: IpStorage,
     /// Visitor cookie allowed.
     pub visitor_cookie: bool,
+    /// Player link group.
+    pub player_link_group: LinkGroup,
+}
+
+/// The group of brands among which a registration's `player_ref` links
+/// players (docs/security.md, "Cross-brand players"): 0..=64 characters
+/// of `[A-Za-z0-9_-]`. The empty group (the default) is the operator's
+/// shared one; a brand whose players must never be linked to other brands'
+/// gets a group of its own. Set when the brand is created, never changed
+/// (it is part of every player id derived for the brand).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct LinkGroup(String);
+
+/// Longest player link group.
+pub const MAX_LINK_GROUP_LEN: usize = 64;
+
+impl LinkGroup {
+    /// Checks `s`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() > MAX_LINK_GROUP_LEN
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(format!(
+                "must be at most {MAX_LINK_GROUP_LEN} characters of A-Z, a-z, 0-9, _ and -"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The group's name ('' for the operator's shared group).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A validated change to a brand's privacy settings; `None` keeps the
@@ -350,6 +389,15 @@ impl Catalog {
             .map_or(IpStorage::Full, |b| b.ip_storage)
     }
 
+    /// The brand's player link group (the shared one for an unknown brand).
+    pub fn link_group(&self, brand: BrandId) -> LinkGroup {
+        self.read_state()
+            .brands
+            .get(&brand)
+            .map(|b| b.player_link_group.clone())
+            .unwrap_or_default()
+    }
+
     /// All brands.
     pub fn brands(&self) -> Vec<Brand> {
         let mut v: Vec<_> = self.read_state().brands.values().cloned().collect();
@@ -393,6 +441,7 @@ impl Catalog {
             jurisdiction: new.jurisdiction,
             ip_storage: new.ip_storage,
             visitor_cookie: new.visitor_cookie,
+            player_link_group: new.player_link_group,
             created_at: secs,
             version: ms,
         };

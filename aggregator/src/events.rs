@@ -101,11 +101,24 @@ fn parse_id(text: &str) -> Result<String, String> {
 pub struct PlayerId(Uuid);
 
 impl PlayerId {
-    /// Derives the id.
+    /// Derives the id of a player of a brand in the operator's shared link
+    /// group.
     pub fn derive(brand: BrandId, brand_player: &BrandPlayerId, player_ref: Option<&str>) -> Self {
-        let name = match player_ref {
-            Some(r) => format!("ref:{r}"),
-            None => format!("brand:{brand}:{}", brand_player.as_str()),
+        Self::derive_in(brand, brand_player, player_ref, "")
+    }
+
+    /// Derives the id of a player of a brand in link group `group`: one
+    /// `player_ref` is one player only among brands of the same group.
+    pub fn derive_in(
+        brand: BrandId,
+        brand_player: &BrandPlayerId,
+        player_ref: Option<&str>,
+        group: &str,
+    ) -> Self {
+        let name = match (player_ref, group) {
+            (Some(r), "") => format!("ref:{r}"),
+            (Some(r), g) => format!("ref:{g}:{r}"),
+            (None, _) => format!("brand:{brand}:{}", brand_player.as_str()),
         };
         Self(Uuid::new_v5(&PLAYER_NAMESPACE, name.as_bytes()))
     }
@@ -398,6 +411,10 @@ pub fn parse_amount(text: &str, currency: Currency) -> Result<Money, String> {
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct EventRequest {
+    /// The brand's player link group (from the catalogue, never from the
+    /// body; see [`EventRequest::with_link_group`]).
+    #[serde(skip)]
+    pub link_group: String,
     pub event_id: Option<String>,
     #[serde(rename = "type")]
     pub event_type: Option<String>,
@@ -635,6 +652,13 @@ impl EventRequest {
         {
             self.ip = Some(storage.apply(ip).to_string());
         }
+        self
+    }
+
+    /// Sets the brand's player link group, which decides the global player
+    /// id a `player_ref` maps to.
+    pub fn with_link_group(mut self, group: &crate::catalog::LinkGroup) -> Self {
+        self.link_group = group.as_str().to_owned();
         self
     }
 
@@ -979,7 +1003,12 @@ impl EventRequest {
                     EventKind::Registration { player_ref, .. } => player_ref.clone(),
                     _ => self.player_ref.clone(),
                 };
-                let player_id = PlayerId::derive(brand, &brand_player_id, player_ref.as_deref());
+                let player_id = PlayerId::derive_in(
+                    brand,
+                    &brand_player_id,
+                    player_ref.as_deref(),
+                    &self.link_group,
+                );
                 Ok(BrandEvent {
                     brand_id: brand,
                     event_id,
@@ -1234,6 +1263,11 @@ mod tests {
                 &BrandPlayerId::parse("x").expect("id"),
                 Some("cust-9")
             )
+        );
+        assert_ne!(
+            PlayerId::derive_in(brand(), &p, Some("cust-9"), "white-label-7"),
+            PlayerId::derive(other_brand, &p, Some("cust-9")),
+            "a player_ref links only within its group"
         );
     }
 }

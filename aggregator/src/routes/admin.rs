@@ -97,6 +97,8 @@ pub struct CreateBrand {
     ip_storage: Option<String>,
     #[serde(default)]
     visitor_cookie: Option<bool>,
+    #[serde(default)]
+    player_link_group: Option<String>,
 }
 
 /// `PATCH /admin/v1/brands/{brand_id}` body: the privacy settings to change
@@ -147,6 +149,10 @@ pub async fn create_brand(
             .as_deref()
             .map_or(Ok(IpStorage::Full), parse_ip_storage),
     );
+    let link_group = f.take(
+        "player_link_group",
+        crate::catalog::LinkGroup::parse(body.player_link_group.as_deref().unwrap_or_default()),
+    );
     let new = (|| {
         Some(NewBrand {
             name: name?,
@@ -157,6 +163,7 @@ pub async fn create_brand(
             },
             ip_storage: ip_storage?,
             visitor_cookie: body.visitor_cookie.unwrap_or(true),
+            player_link_group: link_group?,
         })
     })();
     let new = f.finish(new)?;

@@ -62,6 +62,7 @@ pub async fn post_event(
 ) -> Result<Response, ApiError> {
     let event = body
         .with_ip_storage(state.catalog().ip_storage(brand))
+        .with_link_group(&state.catalog().link_group(brand))
         .into_event(
             brand,
             Source::Api,

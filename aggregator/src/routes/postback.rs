@@ -68,6 +68,7 @@ pub async fn postback(
     let request = to_request(&params, now_secs).map_err(ApiError::Validation)?;
     let event = request
         .with_ip_storage(state.catalog().ip_storage(brand))
+        .with_link_group(&state.catalog().link_group(brand))
         .into_event(
             brand,
             Source::Postback,

@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "operator_credentials",
         sql: include_str!("../../migrations/0009_operator_credentials.sql"),
     },
+    Migration {
+        version: 10,
+        name: "player_link_groups",
+        sql: include_str!("../../migrations/0010_player_link_groups.sql"),
+    },
 ];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

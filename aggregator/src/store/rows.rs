@@ -201,6 +201,7 @@ pub struct BrandRow {
     pub created_at: u32,
     pub version: u64,
     pub visitor_cookie: u8,
+    pub player_link_group: String,
 }
 
 impl From<&Brand> for BrandRow {
@@ -218,6 +219,7 @@ impl From<&Brand> for BrandRow {
             created_at: b.created_at,
             version: b.version,
             visitor_cookie: u8::from(b.visitor_cookie),
+            player_link_group: b.player_link_group.as_str().to_owned(),
         }
     }
 }
@@ -240,6 +242,8 @@ impl TryFrom<BrandRow> for Brand {
                 _ => IpStorage::Full,
             },
             visitor_cookie: r.visitor_cookie != 0,
+            player_link_group: crate::catalog::LinkGroup::parse(&r.player_link_group)
+                .map_err(|e| corrupt("brands", key, e))?,
             created_at: r.created_at,
             version: r.version,
         })

@@ -72,3 +72,62 @@ async fn a_backdated_registration_under_another_brands_player_ref_takes_nothing_
         .sum();
     assert_eq!(paid_b, 0, "the CPA was already earned at brand A");
 }
+
+#[tokio::test]
+async fn a_player_ref_links_players_only_among_brands_of_one_link_group() {
+    let app = crate::helpers::spawn_app().await;
+    let shared_a = app.seed().await;
+    let shared_b = app.seed().await;
+    let (s, separate) = app
+        .admin_post(
+            "brands",
+            serde_json::json!({"name": "White Label", "jurisdiction": {"name": "MGA"},
+                "player_link_group": "white-label-7"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{separate}");
+    assert_eq!(separate["player_link_group"], "white-label-7");
+    let (s, body) = app
+        .admin_post(
+            "brands",
+            serde_json::json!({"name": "Bad", "jurisdiction": {"name": "MGA"},
+                "player_link_group": "no spaces/allowed"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["details"][0]["field"], "player_link_group");
+
+    let separate_id = separate["brand_id"].as_str().expect("id").to_owned();
+    let keys = [
+        app.brand_key(&shared_a).await,
+        app.brand_key(&shared_b).await,
+        app.issue_key(&format!("brands/{separate_id}")).await,
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        let event = serde_json::json!({"event_id": format!("reg-{i}"), "type": "registration",
+            "occurred_at": crate::helpers::now_ms(), "player_id": format!("p-{i}"),
+            "country": "DE", "player_ref": "operator-customer-42"});
+        let (s, _, body) = app.post_event(key, event).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let ids = app.sql(&format!(
+        "SELECT toString(brand_id) = '{separate_id}', toString(player_id) FROM players FINAL \
+         ORDER BY brand_id FORMAT TSV"
+    ));
+    let mut shared = std::collections::BTreeSet::new();
+    let mut own = std::collections::BTreeSet::new();
+    for line in ids.lines() {
+        let (is_separate, id) = line.split_once('\t').expect("two columns");
+        if is_separate == "1" {
+            own.insert(id.to_owned())
+        } else {
+            shared.insert(id.to_owned())
+        };
+    }
+    assert_eq!(shared.len(), 1, "the two shared-group brands link: {ids}");
+    assert_eq!(own.len(), 1);
+    assert!(
+        shared.is_disjoint(&own),
+        "the separate group never links: {ids}"
+    );
+}
