@@ -202,7 +202,8 @@ pub struct RateLimitSettings {
     /// Burst of a brand's postbacks.
     pub postback_burst: u32,
     /// Failed authentications (401) per client IP per second; beyond the
-    /// burst, every request from that IP is answered 429 until it refills.
+    /// burst, every request from that IP without valid credentials is
+    /// answered 429 until it refills.
     pub failed_auth_per_sec: u32,
     /// Burst of failed authentications per client IP.
     pub failed_auth_burst: u32,
@@ -219,8 +220,8 @@ impl Default for RateLimitSettings {
             key_burst: 5_000,
             postback_per_sec: 2_000,
             postback_burst: 5_000,
-            failed_auth_per_sec: 10,
-            failed_auth_burst: 100,
+            failed_auth_per_sec: 20,
+            failed_auth_burst: 300,
         }
     }
 }
@@ -507,7 +508,7 @@ CONFIGURATION
   [rate_limit]  per credential, requests/s and burst (0 = off), docs/security.md:
                 edge_per_sec = 5000 edge_burst = 10000  operator_per_sec = 200 operator_burst = 1000
                 key_per_sec = 2000 key_burst = 5000     postback_per_sec = 2000 postback_burst = 5000
-                failed_auth_per_sec = 10 failed_auth_burst = 100 (per client IP, then 429)
+                failed_auth_per_sec = 20 failed_auth_burst = 300 (per client IP, then 429)
   [log]         format = \"json\" | \"pretty\"    filter = \"info\" (RUST_LOG overrides)
   [attribution] rules_dir = \"config/attribution\"  reload_secs = 5
                 event_batch_delay_ms = 2  single_instance = true

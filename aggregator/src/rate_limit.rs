@@ -4,9 +4,9 @@
 //!
 //! Owns the buckets and the middleware [`limit`], which runs before any
 //! handler: it asks [`crate::auth::authenticate`] who is calling (the
-//! result is kept for the handler's extractors), refuses a locked-out IP,
-//! charges the caller's bucket, runs the request, and counts a 401 against
-//! the client IP. Postbacks carry their secret in the query, so they are
+//! result is kept for the handler's extractors), refuses a request without
+//! valid credentials from a locked-out IP, charges the caller's bucket,
+//! runs the request, and counts a 401 against the client IP. Postbacks carry their secret in the query, so they are
 //! charged to the brand named in the path. Knows nothing of what routes do;
 //! the limits themselves are `[rate_limit]` settings.
 
@@ -186,15 +186,20 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    if let Some(wait) = limits.locked_for(ip) {
-        state.metrics().rate_limited("failed_auth");
-        return too_many(wait, "failed authentications from this address");
-    }
     let (mut parts, body) = request.into_parts();
     let principal = match authenticate(&mut parts, &state).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // A locked-out address gets nothing without valid credentials; valid
+    // credentials go on (an attacker sharing a NAT address cannot lock
+    // honest clients out), charged to their own buckets.
+    if principal == Principal::Anonymous {
+        if let Some(wait) = limits.locked_for(ip) {
+            state.metrics().rate_limited("failed_auth");
+            return too_many(wait, "failed authentications from this address");
+        }
+    }
     if let Some(bucket) = bucket_of(&principal, parts.uri.path()) {
         if let Some(wait) = limits.charge(&bucket) {
             state.metrics().rate_limited(match bucket {
