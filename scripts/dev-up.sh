@@ -91,7 +91,7 @@ const edge :Workerd.Worker = (
     (name = "AGGREGATOR_URL", text = "http://127.0.0.1:$AGG_PORT"),
     (name = "CLICK_DELIVERY", text = "direct"),
     (name = "FLUSH_MAX_CLICKS", text = "500"),
-    (name = "FLUSH_MAX_MS", text = "1000"),
+    (name = "FLUSH_MAX_MS", text = "0"),
     (name = "LINK_CACHE_TTL_SECONDS", text = "60"),
     (name = "EDGE_SECRET", text = "$EDGE_SECRET"),
     (name = "IDENTITY_SALT", text = "dev-identity-salt"),

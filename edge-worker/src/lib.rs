@@ -8,7 +8,7 @@
 //! direct buffer). `GET /health` answers `ok`.
 //!
 //! Layout: the pure, native-testable modules ([`pipeline`], [`link_cache`],
-//! [`dedup`], [`buffer`], [`config`], [`visitor`]) decide; the wasm-only `runtime` module
+//! [`dedup`], [`buffer`], [`config`], [`trust`], [`visitor`]) decide; the wasm-only `runtime` module
 //! does the IO; the event handlers below only wire.
 
 pub mod buffer;
@@ -18,6 +18,7 @@ pub mod link_cache;
 pub mod pipeline;
 #[cfg(target_arch = "wasm32")]
 mod runtime;
+pub mod trust;
 pub mod visitor;
 
 #[cfg(target_arch = "wasm32")]

@@ -49,6 +49,11 @@ pub struct ClickRequest<'a> {
     pub sec_ch_ua_mobile: &'a str,
     /// `cf.country`, or `CF-IPCountry` when `cf` has none.
     pub country: Option<CountryCode>,
+    /// The client-identity facts (IP, country, `cf`) were not believed: the
+    /// request did not come through the trusted proxy (`crate::trust`). They
+    /// are then absent here, and the geo check treats the location as
+    /// unverified ([`geo::decide_unverified`]).
+    pub identity_unverified: bool,
     /// `cf.region`.
     pub region: &'a str,
     /// `cf.city`.
@@ -118,9 +123,12 @@ impl Pipeline {
         let id = self.ids.next_id(now_ms, random);
         let country = req.country.unwrap_or(CountryCode::UNKNOWN);
 
-        if let GeoDecision::Blocked(reason) =
+        let geo_decision = if req.identity_unverified {
+            geo::decide_unverified(&link.geo, &link.jurisdiction)
+        } else {
             geo::decide(req.country, &link.geo, &link.jurisdiction)
-        {
+        };
+        if let GeoDecision::Blocked(reason) = geo_decision {
             let block = GeoBlock {
                 event_id: id,
                 link_code: link.code.clone(),
@@ -310,6 +318,36 @@ mod tests {
         assert!(
             matches!(second_o.answer, Answer::Redirect(ref l) if l.ends_with(&second.click_id.to_string()))
         );
+    }
+
+    #[test]
+    fn an_unverified_request_is_blocked_where_the_brand_restricts_countries() {
+        let mut p = Pipeline::new(b"salt", 100);
+        let unverified = ClickRequest {
+            identity_unverified: true,
+            ip: None,
+            country: None,
+            ..request("DE")
+        };
+        let o = p.handle(
+            &definition("abcdefg1"),
+            &unverified,
+            1_750_000_000_000,
+            [3; 10],
+        );
+        assert_eq!(o.answer, Answer::UnavailableForLegalReasons);
+        match o.record {
+            EdgeRecord::GeoBlock(g) => {
+                let g = GeoBlock::try_from(g).expect("valid");
+                assert_eq!(g.reason.as_str(), "unknown_country");
+            }
+            other => panic!("expected a geo block, got {other:?}"),
+        }
+        let mut open = definition("abcdefg1");
+        open.jurisdiction.restricted_countries.clear();
+        open.jurisdiction.block_unknown_country = false;
+        let click = click_of(&p.handle(&open, &unverified, 1_750_000_000_000, [4; 10]));
+        assert_eq!((click.ip, click.country), (None, CountryCode::UNKNOWN));
     }
 
     #[test]

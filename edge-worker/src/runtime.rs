@@ -3,9 +3,11 @@
 //! queue or by the direct buffer; and the queue consumer.
 //!
 //! Owns all IO of the edge: the aggregator calls (link lookups, batch
-//! posts), the visitor cookie's header and random bytes, the Cache API tier, `waitUntil` scheduling and the per-isolate
-//! state. Decisions are made in the pure modules; nothing here decides
-//! whether a click is a bot or where it goes.
+//! posts), the request headers (the visitor cookie, the trusted proxy's
+//! secret) and random bytes, the Cache API tier, `waitUntil` scheduling, the
+//! direct buffer's flusher task and the per-isolate state. Decisions are made
+//! in the pure modules; nothing here decides whether a click is a bot, where
+//! it goes, whose headers to believe or when to post and retry.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -22,10 +24,13 @@ use worker::{
 use clickstitch_shared::fingerprint::VisitorId;
 use clickstitch_shared::{CountryCode, LinkDefinition, ShortCode};
 
-use crate::buffer::{to_batch, ClickBuffer, EdgeRecord};
+use crate::buffer::{
+    to_batch, BatchResult, ClickBuffer, EdgeRecord, FlushPolicy, FlushStep, FlusherId,
+};
 use crate::config::{Delivery, EdgeConfig};
 use crate::link_cache::{LinkCache, Lookup};
 use crate::pipeline::{Answer, ClickRequest, Pipeline};
+use crate::trust::PROXY_AUTH_HEADER;
 use crate::visitor;
 
 /// Distinct visitor/link pairs remembered for duplicate detection.
@@ -36,16 +41,33 @@ const LINK_CAPACITY: usize = 50_000;
 const BUFFER_CAPACITY: usize = 100_000;
 /// Timeout of one call to the aggregator.
 const AGGREGATOR_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one direct-mode flush keeps retrying before it leaves the rest
-/// to the next request's flush.
-const FLUSH_RETRY_FOR_MS: u64 = 60_000;
+/// Slack on top of a flusher's longest step before its lease is presumed
+/// lost (its `waitUntil` was cancelled) and another flusher takes over.
+const LEASE_SLACK: Duration = Duration::from_secs(5);
+/// Longest an answer waits for the flusher to catch up (`FLUSH_MAX_UNSTORED`).
+const MAX_ANSWER_WAIT: Duration = Duration::from_secs(1);
+/// How often a waiting answer looks again.
+const ANSWER_WAIT_POLL: Duration = Duration::from_millis(5);
 
 struct Isolate {
     config: EdgeConfig,
     pipeline: Pipeline,
     links: LinkCache,
     buffer: ClickBuffer,
-    timer_pending: bool,
+    flush: FlushPolicy,
+}
+
+/// The direct buffer's policy from the settings.
+fn flush_policy(config: &EdgeConfig) -> FlushPolicy {
+    let linger_ms = config.flush_max_delay.as_millis() as u64;
+    let retry_max_ms = config.flush_retry_max.as_millis() as u64;
+    FlushPolicy {
+        max_records: config.flush_max_records,
+        linger_ms,
+        retry_max_ms,
+        lease_ms: (AGGREGATOR_TIMEOUT + LEASE_SLACK).as_millis() as u64
+            + linger_ms.max(retry_max_ms),
+    }
 }
 
 thread_local! {
@@ -70,7 +92,7 @@ fn with_isolate<R>(env: &Env, f: impl FnOnce(&mut Isolate) -> R) -> worker::Resu
                 pipeline: Pipeline::new(config.identity_salt.as_bytes(), DEDUP_CAPACITY),
                 links: LinkCache::new(config.link_fresh_for.as_millis() as u64, LINK_CAPACITY),
                 buffer: ClickBuffer::new(BUFFER_CAPACITY),
-                timer_pending: false,
+                flush: flush_policy(&config),
                 config,
             });
         }
@@ -146,7 +168,10 @@ pub async fn handle_fetch(req: Request, env: Env, ctx: Context) -> worker::Resul
         },
     };
 
-    let facts = RequestFacts::read(&req)?;
+    // Whose word to take for the visitor's IP, country and `cf` facts.
+    let proxy_auth = req.headers().get(PROXY_AUTH_HEADER).ok().flatten();
+    let trusted = config.client_trust.trusts(proxy_auth.as_deref());
+    let facts = RequestFacts::read(&req, trusted)?;
     // The brand's consent setting: without it the cookie is neither read
     // nor set, and the click has no visitor id.
     let visitor = if link.visitor_cookie {
@@ -165,6 +190,9 @@ pub async fn handle_fetch(req: Request, env: Env, ctx: Context) -> worker::Resul
     })?;
     let set_cookie = visitor::cookie_for(visitor, &outcome);
     deliver(&env, &ctx, &config, outcome.record)?;
+    if config.delivery == Delivery::Direct {
+        wait_for_the_flusher(&env, config.flush_max_unstored).await;
+    }
 
     match outcome.answer {
         Answer::Redirect(location) => {
@@ -197,6 +225,8 @@ struct RequestFacts {
     sec_ch_ua_mobile: String,
     cf: CfFacts,
     header_country: Option<String>,
+    /// The client-identity facts were dropped (not from the trusted proxy).
+    identity_unverified: bool,
 }
 
 /// The subset of `request.cf` we use; every field optional (workerd outside
@@ -221,12 +251,19 @@ struct BotManagementFacts {
 }
 
 impl RequestFacts {
-    fn read(req: &Request) -> worker::Result<Self> {
+    /// Reads the request; with `trusted` false the client-identity facts
+    /// (`CF-Connecting-IP`, `CF-IPCountry`, `request.cf`) are left out.
+    fn read(req: &Request, trusted: bool) -> worker::Result<Self> {
         let h = req.headers();
         let get = |name: &str| h.get(name).ok().flatten();
+        let identity = |name: &str| if trusted { get(name) } else { None };
         let url = req.url()?;
-        let cf_value = js_sys::Reflect::get(req.inner(), &"cf".into())
-            .unwrap_or(wasm_bindgen::JsValue::UNDEFINED);
+        let cf_value = if trusted {
+            js_sys::Reflect::get(req.inner(), &"cf".into())
+                .unwrap_or(wasm_bindgen::JsValue::UNDEFINED)
+        } else {
+            wasm_bindgen::JsValue::UNDEFINED
+        };
         let cf: CfFacts = if cf_value.is_object() {
             serde_wasm_bindgen::from_value(cf_value).unwrap_or_default()
         } else {
@@ -234,15 +271,16 @@ impl RequestFacts {
         };
         Ok(Self {
             query: url.query().unwrap_or("").to_owned(),
-            ip: get("cf-connecting-ip").and_then(|v| v.trim().parse().ok()),
+            ip: identity("cf-connecting-ip").and_then(|v| v.trim().parse().ok()),
             user_agent: get("user-agent"),
             referrer: get("referer").unwrap_or_default(),
             accept_language: get("accept-language").unwrap_or_default(),
             sec_ch_ua: get("sec-ch-ua").unwrap_or_default(),
             sec_ch_ua_platform: get("sec-ch-ua-platform").unwrap_or_default(),
             sec_ch_ua_mobile: get("sec-ch-ua-mobile").unwrap_or_default(),
-            header_country: get("cf-ipcountry"),
+            header_country: identity("cf-ipcountry"),
             cf,
+            identity_unverified: !trusted,
         })
     }
 
@@ -264,6 +302,7 @@ impl RequestFacts {
             sec_ch_ua_platform: &self.sec_ch_ua_platform,
             sec_ch_ua_mobile: &self.sec_ch_ua_mobile,
             country,
+            identity_unverified: self.identity_unverified,
             region: self.cf.region.as_deref().unwrap_or(""),
             city: self.cf.city.as_deref().unwrap_or(""),
             asn: self.cf.asn.unwrap_or(0),
@@ -448,47 +487,91 @@ fn deliver(
                         "queue send failed, buffering for direct delivery: {}",
                         e
                     );
-                    let _ = buffer_and_schedule(&env2, &config2, record, None);
-                    flush(&env2, &config2).await;
+                    if let Ok(Some(flusher)) = buffer_record(&env2, record) {
+                        run_flusher(&env2, &config2, flusher).await;
+                    }
                 }
             });
             Ok(())
         }
-        Delivery::Direct => buffer_and_schedule(env, config, record, Some(ctx)),
+        Delivery::Direct => {
+            if let Some(flusher) = buffer_record(env, record)? {
+                let (env2, config2) = (env.clone(), config.clone());
+                ctx.wait_until(async move { run_flusher(&env2, &config2, flusher).await });
+            }
+            Ok(())
+        }
     }
 }
 
-/// Buffers the record; flushes now when the buffer is full, or schedules a
-/// flush after `FLUSH_MAX_MS` if none is pending.
-fn buffer_and_schedule(
-    env: &Env,
-    config: &EdgeConfig,
-    record: EdgeRecord,
-    ctx: Option<&Context>,
-) -> worker::Result<()> {
-    let now = now_ms();
-    let max_delay_ms = config.flush_max_delay.as_millis() as u64;
-    let (due_now, schedule_timer) = with_isolate(env, |s| {
-        s.buffer.push(record, now);
-        let due = s.buffer.len() >= s.config.flush_max_records;
-        let timer = !due && !s.timer_pending;
-        if timer {
-            s.timer_pending = true;
-        }
-        (due, timer)
-    })?;
-    let Some(ctx) = ctx else { return Ok(()) };
-    let (env2, config2) = (env.clone(), config.clone());
-    if due_now {
-        ctx.wait_until(async move { flush(&env2, &config2).await });
-    } else if schedule_timer {
-        ctx.wait_until(async move {
-            Delay::from(Duration::from_millis(max_delay_ms)).await;
-            let _ = with_isolate(&env2, |s| s.timer_pending = false);
-            flush(&env2, &config2).await;
-        });
+/// Holds the answer while more than `max_unstored` records wait to be
+/// stored and the aggregator is taking them ([`ClickBuffer::answer_must_wait`]),
+/// for at most [`MAX_ANSWER_WAIT`]. workerd finishes the requests in flight
+/// before it exits on `SIGTERM` (but not `waitUntil` tasks), so this bounds
+/// the answered clicks a shutdown can lose.
+async fn wait_for_the_flusher(env: &Env, max_unstored: usize) {
+    let started = now_ms();
+    let limit = MAX_ANSWER_WAIT.as_millis() as u64;
+    while with_isolate(env, |s| s.buffer.answer_must_wait(max_unstored)).unwrap_or(false)
+        && now_ms().saturating_sub(started) < limit
+    {
+        Delay::from(ANSWER_WAIT_POLL).await;
     }
-    Ok(())
+}
+
+/// Buffers the record; returns a flusher for the caller to run (in
+/// `waitUntil`) when none is running.
+fn buffer_record(env: &Env, record: EdgeRecord) -> worker::Result<Option<FlusherId>> {
+    let now = now_ms();
+    with_isolate(env, |s| {
+        let policy = s.flush;
+        s.buffer.push(record, now, &policy)
+    })
+}
+
+/// Posts batches for as long as the buffer holds records, waiting between
+/// retries with capped backoff (the steps are [`ClickBuffer::next_step`]'s).
+/// On workerd `waitUntil` has no time limit, so records buffered during an
+/// outage of any length reach the aggregator within one retry interval of
+/// its return, without new traffic. Where the runtime cancels the task
+/// (Cloudflare: 30 s after the response) its lease runs out and the next
+/// request starts a new flusher.
+async fn run_flusher(env: &Env, config: &EdgeConfig, flusher: FlusherId) {
+    loop {
+        let step = with_isolate(env, |s| {
+            let policy = s.flush;
+            s.buffer.next_step(flusher, now_ms(), &policy)
+        });
+        match step {
+            Err(_) | Ok(FlushStep::Done) => return,
+            Ok(FlushStep::Wait(ms)) => Delay::from(Duration::from_millis(ms)).await,
+            Ok(FlushStep::Send { batch, records }) => {
+                let result = match post_batch(config, &records).await {
+                    Posted::Stored => BatchResult::Stored,
+                    Posted::Refused(status) => {
+                        worker::console_error!(
+                            "aggregator refused a batch of {} records ({}); dropped",
+                            records.len(),
+                            status
+                        );
+                        BatchResult::Refused
+                    }
+                    Posted::Retry(why) => {
+                        worker::console_warn!(
+                            "posting {} records failed ({}); they stay buffered and are retried",
+                            records.len(),
+                            why
+                        );
+                        BatchResult::Failed
+                    }
+                };
+                let _ = with_isolate(env, |s| {
+                    let policy = s.flush;
+                    s.buffer.finish(flusher, batch, result, now_ms(), &policy)
+                });
+            }
+        }
+    }
 }
 
 /// What the aggregator did with a batch.
@@ -524,46 +607,6 @@ async fn post_batch(config: &EdgeConfig, records: &[EdgeRecord]) -> Posted {
             status => Posted::Retry(format!("aggregator answered {status}")),
         },
         Err(e) => Posted::Retry(e.to_string()),
-    }
-}
-
-/// Drains the buffer to the aggregator, retrying with backoff for up to
-/// [`FLUSH_RETRY_FOR_MS`]; what is still unsent stays buffered for the next
-/// request's flush.
-async fn flush(env: &Env, config: &EdgeConfig) {
-    let started = now_ms();
-    let mut attempt: u32 = 0;
-    loop {
-        let Ok(records) = with_isolate(env, |s| s.buffer.take(s.config.flush_max_records)) else {
-            return;
-        };
-        if records.is_empty() {
-            return;
-        }
-        match post_batch(config, &records).await {
-            Posted::Stored => attempt = 0,
-            Posted::Refused(status) => {
-                worker::console_error!(
-                    "aggregator refused a batch of {} records ({}); dropped",
-                    records.len(),
-                    status
-                );
-            }
-            Posted::Retry(why) => {
-                let now = now_ms();
-                let _ = with_isolate(env, |s| s.buffer.requeue(records, now));
-                if now.saturating_sub(started) > FLUSH_RETRY_FOR_MS {
-                    worker::console_warn!(
-                        "aggregator unreachable ({}); records stay buffered",
-                        why
-                    );
-                    return;
-                }
-                attempt += 1;
-                let backoff = (100u64 << attempt.min(6)).min(5_000);
-                Delay::from(Duration::from_millis(backoff)).await;
-            }
-        }
     }
 }
 

@@ -101,6 +101,30 @@ pub fn decide(
     GeoDecision::Allowed
 }
 
+/// Decides for a request whose country nobody vouches for (the edge ignored
+/// the visitor's own location headers because they did not come from the
+/// trusted proxy): it might come from anywhere, including a restricted
+/// country, so it is blocked as [`GeoBlockReason::UnknownCountry`] whenever
+/// anything restricts the link: the jurisdiction restricts a country or
+/// fails closed on unknown ones, or the link has a block or an allow list.
+/// Only a link that may be served everywhere lets it pass.
+///
+/// Stricter than `decide(None, ..)`, which lets an unknown country through
+/// when the jurisdiction opted out of failing closed: that opt-out is about
+/// visitors the geolocation could not place, not about requests that went
+/// around it.
+pub fn decide_unverified(rules: &LinkGeoRules, jurisdiction: &JurisdictionProfile) -> GeoDecision {
+    let restricts_anything = jurisdiction.block_unknown_country
+        || !jurisdiction.restricted_countries.is_empty()
+        || !rules.blocked_countries.is_empty()
+        || !rules.allowed_countries.is_empty();
+    if restricts_anything {
+        GeoDecision::Blocked(GeoBlockReason::UnknownCountry)
+    } else {
+        GeoDecision::Allowed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +189,58 @@ mod tests {
             ..ukgc()
         };
         assert_eq!(decide(None, &rules, &lenient), GeoDecision::Allowed);
+    }
+
+    #[test]
+    fn an_unverified_location_passes_only_where_nothing_is_restricted() {
+        let open = JurisdictionProfile {
+            name: "open".into(),
+            restricted_countries: BTreeSet::new(),
+            block_unknown_country: false,
+        };
+        let blocked = GeoDecision::Blocked(GeoBlockReason::UnknownCountry);
+        assert_eq!(
+            decide_unverified(&LinkGeoRules::default(), &open),
+            GeoDecision::Allowed
+        );
+        // A jurisdiction that lets unknown countries through still keeps
+        // unverified requests out once it restricts a country.
+        let lenient = JurisdictionProfile {
+            block_unknown_country: false,
+            ..ukgc()
+        };
+        assert_eq!(
+            decide(None, &LinkGeoRules::default(), &lenient),
+            GeoDecision::Allowed
+        );
+        assert_eq!(
+            decide_unverified(&LinkGeoRules::default(), &lenient),
+            blocked
+        );
+        assert_eq!(
+            decide_unverified(&LinkGeoRules::default(), &ukgc()),
+            blocked
+        );
+        let fails_closed = JurisdictionProfile {
+            block_unknown_country: true,
+            ..open.clone()
+        };
+        assert_eq!(
+            decide_unverified(&LinkGeoRules::default(), &fails_closed),
+            blocked
+        );
+        for rules in [
+            LinkGeoRules {
+                blocked_countries: set(&["RU"]),
+                ..Default::default()
+            },
+            LinkGeoRules {
+                allowed_countries: set(&["DE"]),
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(decide_unverified(&rules, &open), blocked);
+        }
     }
 
     #[test]

@@ -355,6 +355,40 @@ impl Workerd {
         self.process.as_ref().map(|p| p.server.id())
     }
 
+    /// Sends workerd `SIGTERM` and waits up to `timeout` for it to exit. On `SIGTERM` workerd
+    /// stops listening, closes idle connections, lets the requests in flight finish and then
+    /// exits; it does not wait for `waitUntil` tasks. Returns the exit status.
+    ///
+    /// # Errors
+    ///
+    /// Fails when workerd is not running, the signal cannot be sent, or it is still running
+    /// after `timeout` (it is then left to [`Drop`]).
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let process = self
+            .process
+            .as_mut()
+            .ok_or_else(|| anyhow!("workerd is not running"))?;
+        let pid = process.server.id();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .context("running kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM {pid} failed ({status})");
+        }
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(exit) = process.server.try_wait().context("waiting for workerd")? {
+                return Ok(exit);
+            }
+            if started.elapsed() > timeout {
+                bail!("workerd (pid {pid}) still runs {timeout:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// The generated `config.capnp` (for debugging).
     #[must_use]
     pub fn config_path(&self) -> &Path {

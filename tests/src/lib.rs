@@ -78,16 +78,40 @@ fn settings(ch: &ClickHouseServer, database: &str, port: u16) -> Settings {
 
 /// Builds the edge worker (once per process) and starts everything.
 pub async fn spawn_stack() -> anyhow::Result<Stack> {
+    spawn_stack_with(&[]).await
+}
+
+/// [`spawn_stack`] with the edge worker's settings changed: `(name,
+/// Some(value))` sets a var or secret (replacing the stack's own value),
+/// `(name, None)` leaves it unset so the worker's default applies.
+pub async fn spawn_stack_with(changes: &[(&str, Option<&str>)]) -> anyhow::Result<Stack> {
     let mut stack = spawn_backend().await?;
-    let config = tokio::task::spawn_blocking(WorkerdConfig::edge_worker).await??;
-    let config = config
-        .var("AGGREGATOR_URL", stack.aggregator_url())
-        .var("CLICK_DELIVERY", "direct")
-        .var("FLUSH_MAX_CLICKS", "100")
-        .var("FLUSH_MAX_MS", "100")
-        .var("LINK_CACHE_TTL_SECONDS", "60")
-        .secret("EDGE_SECRET", EDGE_SECRET)
-        .secret("IDENTITY_SALT", "e2e-identity-salt");
+    let mut settings: Vec<(String, String)> = [
+        ("AGGREGATOR_URL", stack.aggregator_url().as_str()),
+        ("CLICK_DELIVERY", "direct"),
+        ("FLUSH_MAX_CLICKS", "100"),
+        ("FLUSH_MAX_MS", "100"),
+        ("LINK_CACHE_TTL_SECONDS", "60"),
+        ("EDGE_SECRET", EDGE_SECRET),
+        ("IDENTITY_SALT", "e2e-identity-salt"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (name, value) in changes {
+        settings.retain(|(k, _)| k != name);
+        if let Some(value) = value {
+            settings.push(((*name).to_owned(), (*value).to_owned()));
+        }
+    }
+    let mut config = tokio::task::spawn_blocking(WorkerdConfig::edge_worker).await??;
+    for (name, value) in settings {
+        config = if name.contains("SECRET") || name == "IDENTITY_SALT" {
+            config.secret(name, value)
+        } else {
+            config.var(name, value)
+        };
+    }
     stack.workerd = Some(tokio::task::spawn_blocking(move || Workerd::start(config)).await??);
     Ok(stack)
 }
@@ -256,6 +280,25 @@ impl Stack {
             req = req.header("user-agent", ua);
         }
         Ok(req.send().await?)
+    }
+
+    /// POSTs `body` to the admin API's `/admin/v1/{path}` with the operator
+    /// token; the created object (anything but `201` is an error).
+    pub async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        admin(&self.http, self.aggregator_port, path, body).await
+    }
+
+    /// Sends the workerd edge worker `SIGTERM` and waits up to `timeout` for
+    /// it to exit (see `Workerd::terminate`).
+    pub async fn terminate_edge(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let mut workerd = self.workerd.take().context("no edge worker runs")?;
+        let (workerd, result) = tokio::task::spawn_blocking(move || {
+            let result = workerd.terminate(timeout);
+            (workerd, result)
+        })
+        .await?;
+        self.workerd = Some(workerd);
+        result.map(drop)
     }
 
     /// Runs SQL in the stack's database.
