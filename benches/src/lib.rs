@@ -151,6 +151,7 @@ pub mod edge {
                 sec_ch_ua_platform: "\"Windows\"",
                 sec_ch_ua_mobile: "?0",
                 country,
+                identity_unverified: false,
                 region: "Hesse",
                 city: "Frankfurt am Main",
                 asn: 3320,
