@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Refreshes aggregator/data/hosting-asns.csv, the hosting / datacenter ASN
+# Refreshes crates/fraud/data/hosting-asns.csv, the hosting / datacenter ASN
 # dataset behind the `datacenter_asn` fraud signal (docs/fraud.md,
 # "Datacenter networks"), from its published source: brianhama/bad-asn-list
 # (MIT), an open list of ASNs belonging to cloud, managed hosting and colo
 # facilities. Normalises it to `asn,name` sorted by ASN, one row per ASN.
 # Review the diff, run `cargo test -p clickstitch-aggregator hosting`, and
-# record the source commit and date in aggregator/data/README.md.
+# record the source commit and date in crates/fraud/data/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 url="${HOSTING_ASNS_URL:-https://raw.githubusercontent.com/brianhama/bad-asn-list/master/bad-asn-list.csv}"
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
 curl -fsSL "$url" -o "$tmp"
-python3 - "$tmp" aggregator/data/hosting-asns.csv <<'PY'
+python3 - "$tmp" crates/fraud/data/hosting-asns.csv <<'PY'
 import csv, sys
 rows = {}
 with open(sys.argv[1], newline='') as f:

@@ -1,10 +1,16 @@
-//! Clickstitch aggregator: receives click batches from the edge, stores them
-//! in ClickHouse, and serves the link catalogue (to the edge) and the admin
-//! API (to operators).
+//! Clickstitch aggregator: receives click batches from the edge and brand
+//! events from brands, stitches and attributes them, scores fraud, keeps
+//! the commission ledger, and serves the admin, brand, affiliate and edge
+//! APIs — all the IO around the pure engines.
 //!
-//! Layout: [`startup`] wires everything; [`routes`] hold the HTTP handlers;
-//! [`catalog`] and [`ingest`] are the domain; [`store`] is the only module
-//! that talks to ClickHouse.
+//! Layout: [`startup`] wires everything and [`server`] serves it;
+//! [`routes`] hold the HTTP handlers and [`auth`] / [`rate_limit`] guard
+//! them; [`store`] is the only module that talks to ClickHouse; the jobs
+//! ([`commission_job`], [`fraud_job`], [`sweep`]) expose `run_once` and
+//! `run_until_stopped`. The engines are crates of their own, re-exported
+//! here under their old paths: [`attribution`] (`clickstitch-attribution`,
+//! plus its rules loader), [`commission`] (`clickstitch-commission`),
+//! [`fraud`] (`clickstitch-fraud`) and [`money`] (`clickstitch-domain`).
 
 pub mod attribution;
 pub mod auth;
@@ -12,7 +18,6 @@ pub mod bounded;
 pub mod catalog;
 pub mod click_index;
 pub mod clock;
-pub mod commission;
 pub mod commission_facts;
 pub mod commission_incremental;
 pub mod commission_job;
@@ -21,12 +26,10 @@ pub mod conversions;
 pub mod cpa_status;
 pub mod error;
 pub mod events;
-pub mod fraud;
 pub mod fraud_job;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
-pub mod money;
 pub mod presence;
 pub mod quarantine;
 pub mod rate_limit;
@@ -39,3 +42,7 @@ pub mod store;
 pub mod sweep;
 pub mod telemetry;
 pub mod throttle;
+
+pub use clickstitch_commission as commission;
+pub use clickstitch_domain::money;
+pub use clickstitch_fraud as fraud;

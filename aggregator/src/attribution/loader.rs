@@ -468,7 +468,17 @@ pub fn digest_hex(set: &RuleSet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attribution::rules::tests::{brand, cc, GLOBAL};
+    use clickstitch_shared::{BrandId, CountryCode};
+
+    const GLOBAL: &str = r#"{"version": 1, "window_days": 30, "model": {"type": "last_click"}}"#;
+
+    fn brand(n: u128) -> BrandId {
+        BrandId::from(uuid::Uuid::from_u128(n))
+    }
+
+    fn cc(c: &str) -> CountryCode {
+        CountryCode::parse(c).expect("country")
+    }
 
     fn write(dir: &Path, file: &str, text: &str) {
         let path = dir.join(file);
@@ -656,5 +666,35 @@ mod tests {
             .await
             .expect("stops")
             .expect("no panic");
+    }
+
+    #[test]
+    fn the_example_rules_files_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/attribution");
+        let rules = load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let any_brand = brand(99);
+        let eu = rules.lookup(any_brand, cc("DE"));
+        assert_eq!(eu.window().days(), 30);
+        assert_eq!(
+            eu.jurisdiction()
+                .map(crate::attribution::Jurisdiction::as_str),
+            Some("eu")
+        );
+        let incentivised =
+            crate::attribution::TrafficType::parse("incentivised").expect("traffic type");
+        assert!(eu
+            .eligibility()
+            .excluded_traffic_types()
+            .contains(&incentivised));
+        let curacao = rules.lookup(any_brand, cc("BR"));
+        assert_eq!(curacao.window().days(), 90);
+        assert_eq!(
+            curacao
+                .jurisdiction()
+                .map(crate::attribution::Jurisdiction::as_str),
+            Some("curacao")
+        );
+        let global = rules.lookup(any_brand, cc("US"));
+        assert!(global.jurisdiction().is_none());
     }
 }

@@ -1,0 +1,10 @@
+//! The vocabulary the aggregator's engines share: money in integer minor
+//! units of one currency, basis points and FX tables ([`money`]), and time
+//! units ([`units`]).
+//!
+//! Pure: no IO, no clock, no randomness. Ids, countries, short codes and
+//! link templates that the edge worker also needs live in
+//! `clickstitch-shared`.
+
+pub mod money;
+pub mod units;
