@@ -10,10 +10,7 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Unix milliseconds as ClickHouse `DateTime` seconds (saturating).
-pub fn secs(ms: u64) -> u32 {
-    u32::try_from(ms / 1000).unwrap_or(u32::MAX)
-}
+pub use clickstitch_domain::units::secs;
 
 /// Now, as (Unix seconds, Unix milliseconds).
 pub fn now() -> (u32, u64) {

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use clickstitch_shared::ip::IpStorage;
 use clickstitch_shared::{BrandId, ClickId, CountryCode};
@@ -42,8 +41,6 @@ pub const MIN_DEVICE_ID: usize = 8;
 pub const MAX_DEVICE_ID: usize = 128;
 
 /// Namespace of global player ids (UUIDv5).
-const PLAYER_NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_5a3b_9d2f_4e07_8a41_c0ff_ee15_7a7e);
-
 /// A brand's own id for a player.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
@@ -89,50 +86,7 @@ fn parse_id(text: &str) -> Result<String, String> {
     Ok(t.to_owned())
 }
 
-/// The global player id: one UUID per person across the operator's brands.
-///
-/// Derived deterministically (UUIDv5), so no lookup or coordination is
-/// needed: from the operator-wide `player_ref` when the brand sends one
-/// (e.g. the operator's customer account shared by its brands, or a hash of
-/// the verified e-mail), otherwise from the brand and its player id. Brands
-/// never see it; they keep addressing their players by their own ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct PlayerId(Uuid);
-
-impl PlayerId {
-    /// Derives the id of a player of a brand in the operator's shared link
-    /// group.
-    pub fn derive(brand: BrandId, brand_player: &BrandPlayerId, player_ref: Option<&str>) -> Self {
-        Self::derive_in(brand, brand_player, player_ref, "")
-    }
-
-    /// Derives the id of a player of a brand in link group `group`: one
-    /// `player_ref` is one player only among brands of the same group.
-    pub fn derive_in(
-        brand: BrandId,
-        brand_player: &BrandPlayerId,
-        player_ref: Option<&str>,
-        group: &str,
-    ) -> Self {
-        let name = match (player_ref, group) {
-            (Some(r), "") => format!("ref:{r}"),
-            (Some(r), g) => format!("ref:{g}:{r}"),
-            (None, _) => format!("brand:{brand}:{}", brand_player.as_str()),
-        };
-        Self(Uuid::new_v5(&PLAYER_NAMESPACE, name.as_bytes()))
-    }
-
-    /// An id read back from storage (where it was derived before).
-    pub fn from_stored(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-
-    /// The UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
+pub use clickstitch_domain::player::PlayerId;
 
 /// KYC outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,37 +114,7 @@ impl KycStatus {
     }
 }
 
-/// Responsible-gaming and account flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RgFlag {
-    /// Self-exclusion.
-    SelfExclusion,
-    /// A time-out / cooling-off period.
-    CoolingOff,
-    /// A deposit limit set.
-    DepositLimit,
-    /// The account is closed.
-    AccountClosed,
-    /// Blocked by the operator.
-    Blocked,
-    /// A duplicate account of another player.
-    DuplicateAccount,
-}
-
-impl RgFlag {
-    /// Stable text form.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::SelfExclusion => "self_exclusion",
-            Self::CoolingOff => "cooling_off",
-            Self::DepositLimit => "deposit_limit",
-            Self::AccountClosed => "account_closed",
-            Self::Blocked => "blocked",
-            Self::DuplicateAccount => "duplicate_account",
-        }
-    }
-}
+pub use clickstitch_domain::player::Flag;
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +173,7 @@ pub enum EventKind {
     /// A responsible-gaming or account flag set or lifted.
     ResponsibleGaming {
         /// Which flag.
-        flag: RgFlag,
+        flag: Flag,
         /// Set (true) or lifted (false).
         active: bool,
     },
@@ -893,12 +817,12 @@ impl EventRequest {
             }
             Some("responsible_gaming") => {
                 let flag = match self.flag.as_deref() {
-                    Some("self_exclusion") => Some(RgFlag::SelfExclusion),
-                    Some("cooling_off") => Some(RgFlag::CoolingOff),
-                    Some("deposit_limit") => Some(RgFlag::DepositLimit),
-                    Some("account_closed") => Some(RgFlag::AccountClosed),
-                    Some("blocked") => Some(RgFlag::Blocked),
-                    Some("duplicate_account") => Some(RgFlag::DuplicateAccount),
+                    Some("self_exclusion") => Some(Flag::SelfExclusion),
+                    Some("cooling_off") => Some(Flag::CoolingOff),
+                    Some("deposit_limit") => Some(Flag::DepositLimit),
+                    Some("account_closed") => Some(Flag::AccountClosed),
+                    Some("blocked") => Some(Flag::Blocked),
+                    Some("duplicate_account") => Some(Flag::DuplicateAccount),
                     other => {
                         f.0.push(Problem::new(
                             "flag",
@@ -1005,7 +929,7 @@ impl EventRequest {
                 };
                 let player_id = PlayerId::derive_in(
                     brand,
-                    &brand_player_id,
+                    brand_player_id.as_str(),
                     player_ref.as_deref(),
                     &self.link_group,
                 );
@@ -1036,6 +960,7 @@ impl EventRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     /// Any instant is inside this window.
     fn any_time() -> TimePolicy {
@@ -1245,29 +1170,6 @@ mod tests {
         assert_ne!(
             a.1,
             canonical(&json!({"b": 2, "a": {"y": 2, "x": [1, 2]}})).1
-        );
-    }
-
-    #[test]
-    fn global_player_ids_unify_brands_only_through_a_player_ref() {
-        let p = BrandPlayerId::parse("p-1").expect("id");
-        let other_brand = BrandId::from(Uuid::from_u128(2));
-        assert_ne!(
-            PlayerId::derive(brand(), &p, None),
-            PlayerId::derive(other_brand, &p, None)
-        );
-        assert_eq!(
-            PlayerId::derive(brand(), &p, Some("cust-9")),
-            PlayerId::derive(
-                other_brand,
-                &BrandPlayerId::parse("x").expect("id"),
-                Some("cust-9")
-            )
-        );
-        assert_ne!(
-            PlayerId::derive_in(brand(), &p, Some("cust-9"), "white-label-7"),
-            PlayerId::derive(other_brand, &p, Some("cust-9")),
-            "a player_ref links only within its group"
         );
     }
 }

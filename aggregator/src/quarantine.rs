@@ -23,6 +23,7 @@ use clickstitch_shared::fingerprint::{device_fingerprint, DeviceSignals, Hash128
 use clickstitch_shared::{AffiliateId, BrandId, Click, ClickId, CountryCode, ShortCode};
 
 use crate::bounded::BoundedMap;
+use crate::clock::secs;
 use crate::events::{BrandEvent, EventKind};
 use crate::fraud::{
     aligned_cutoff, AffiliateBaselineRow, ClickBaselineRow, ClickContext, ClickFacts, Escalation,
@@ -289,10 +290,6 @@ pub struct Quarantine {
     /// their registration's score: a credited click is never held, so the
     /// held book does not know its score).
     click_scores: StdMutex<BoundedMap<(BrandId, String), u8>>,
-}
-
-fn secs(ms: u64) -> u32 {
-    u32::try_from(ms / 1000).unwrap_or(u32::MAX)
 }
 
 fn signals_json(hits: &[SignalHit]) -> String {
@@ -1184,7 +1181,7 @@ mod tests {
     use super::*;
     use crate::fraud::Signal;
 
-    const HOUR_MS: u64 = 3_600_000;
+    use clickstitch_domain::units::HOUR_MS;
 
     fn stored_registration(device_fingerprint: &str) -> FraudScoreRow {
         FraudScoreRow {

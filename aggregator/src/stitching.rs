@@ -195,7 +195,7 @@ impl Stitcher {
         let player_id = self
             .player_id(brand, player)
             .await?
-            .unwrap_or_else(|| PlayerId::derive(brand, player, None));
+            .unwrap_or_else(|| PlayerId::derive(brand, player.as_str(), None));
         self.read(brand, player_id).await
     }
 
@@ -350,7 +350,7 @@ impl Stitcher {
             .store
             .find_player(brand, player.as_str())
             .await?
-            .map(PlayerId::from_stored))
+            .map(PlayerId::from))
     }
 
     /// The player's attribution as the API shows it.

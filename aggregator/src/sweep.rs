@@ -36,8 +36,7 @@ pub const SWEEP_MARK: &str = "population_sweep";
 /// query size limit).
 const IDS_PER_QUERY: usize = 1_000;
 
-const HOUR_MS: u64 = 3_600_000;
-const MINUTE_MS: u64 = 60_000;
+use clickstitch_domain::units::{HOUR_MS, MINUTE_MS};
 
 /// What one sweep found and held.
 #[derive(Debug, Clone, Default)]

@@ -90,7 +90,7 @@ pub struct QueueQuery {
     pub limit: usize,
 }
 
-const DAY_MS: u64 = 86_400_000;
+use clickstitch_domain::units::DAY_MS;
 
 /// How far back a page looks first, from its newest possible entity (the
 /// cursor, `to` or now): a page full within one day is read from one day

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
+use crate::clock::secs;
 use crate::commission::ledger::Detail;
 use crate::commission::revenue::LineKind;
 use crate::commission::{
@@ -28,6 +29,7 @@ use crate::commission::{
     Slot, Timestamp,
 };
 use crate::money::{Currency, FxTable, Rate};
+use clickstitch_domain::units::DAY_MS;
 
 use super::rows::AttributionRow;
 use super::{Store, StoreError};
@@ -71,20 +73,14 @@ fn corrupt(table: &'static str, key: impl ToString, message: impl ToString) -> L
     }
 }
 
-const MS_PER_DAY: u64 = 86_400_000;
-
 /// A month as a ClickHouse `Date` (its first day, days since 1970).
 pub fn month_to_date(m: Month) -> u16 {
-    u16::try_from(m.start().unix_ms() / MS_PER_DAY).unwrap_or(u16::MAX)
+    u16::try_from(m.start().unix_ms() / DAY_MS).unwrap_or(u16::MAX)
 }
 
 /// The month of a ClickHouse `Date`.
 pub fn date_to_month(days: u16) -> Month {
-    Timestamp::from_unix_ms(u64::from(days) * MS_PER_DAY).month()
-}
-
-fn secs(ms: u64) -> u32 {
-    u32::try_from(ms / 1000).unwrap_or(u32::MAX)
+    Timestamp::from_unix_ms(u64::from(days) * DAY_MS).month()
 }
 
 fn currency_bytes(c: Currency) -> [u8; 3] {

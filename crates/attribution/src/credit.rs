@@ -31,8 +31,7 @@ use clickstitch_domain::money::Bps;
 /// All the credit of one attribution: 10 000 bps = 100 %.
 pub const TOTAL_BPS: i64 = 10_000;
 
-/// One day in milliseconds.
-pub const DAY_MS: u64 = 86_400_000;
+pub use clickstitch_domain::units::DAY_MS;
 
 /// Longest half-life accepted, in days.
 pub const MAX_HALF_LIFE_DAYS: u16 = 365;

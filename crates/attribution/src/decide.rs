@@ -52,8 +52,8 @@ use clickstitch_shared::{
 use serde::Serialize;
 
 use super::credit::Model;
-use super::kyc::{AttributionStatus, KycEvent, KycTransition};
 use super::rules::{Eligibility, Jurisdiction, RuleSet, Rules, RulesRef, TrafficType};
+use clickstitch_domain::kyc::{AttributionStatus, KycEvent, KycTransition};
 use clickstitch_domain::money::Bps;
 
 /// A player registration as the brand reported it.

@@ -23,9 +23,9 @@
 
 pub mod credit;
 pub mod decide;
-pub mod kyc;
 pub mod rules;
 
+pub use clickstitch_domain::kyc;
 pub use credit::{HalfLife, Model, PositionSplit};
 pub use decide::{
     attribute, attribute_with, visitor_query, AffiliateCredit, Attribution, Basis, ClickCheck,

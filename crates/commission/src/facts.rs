@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId, CountryCode};
 
@@ -22,36 +21,8 @@ use clickstitch_domain::money::{Bps, Currency, Money};
 
 use super::time::Timestamp;
 
-/// The global player id (one per person across the operator's brands), as
-/// derived by the event ingestion (`crate::events::PlayerId::as_uuid`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PlayerId(Uuid);
-
-impl PlayerId {
-    /// The UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl From<Uuid> for PlayerId {
-    fn from(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-}
-
-impl fmt::Display for PlayerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.as_hyphenated().fmt(f)
-    }
-}
-
-impl fmt::Debug for PlayerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PlayerId({})", self.0)
-    }
-}
+pub use clickstitch_domain::kyc::AttributionStatus;
+pub use clickstitch_domain::player::{Flag, PlayerId};
 
 /// A brand's own id of one of its events (unique per brand), exactly as the
 /// brand sent it. Ledger rows name events by (brand, id): see [`EventRef`].
@@ -155,25 +126,6 @@ impl Registration {
     }
 }
 
-/// The attribution's KYC status as stored by the attribution module
-/// (`crate::kyc`; stored statuses 1, 2, 3). Informational: it
-/// is derived from the same KYC decisions (latest wins) that the engine
-/// reads from the [`EventKind::Kyc`] facts, and the engine decides from
-/// those facts because it needs their times (qualification time, clawback
-/// of a revocation). An unattributed player is `attribution: None`; a
-/// withdrawn attribution is likewise passed as `None` (what it earned is
-/// then reversed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttributionStatus {
-    /// Waiting for KYC (stored status 1).
-    PendingKyc,
-    /// KYC approved (stored status 2).
-    Final,
-    /// KYC rejected or revoked (stored status 3).
-    Rejected,
-}
-
 /// One credited affiliate and its share of the registration's credit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Credit {
@@ -269,35 +221,6 @@ pub enum KycStatus {
     Rejected,
     /// A previous approval withdrawn.
     Revoked,
-}
-
-/// Responsible-gaming and account flags (mirrors the ingestion's flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Flag {
-    /// Self-exclusion: blocks CPA qualification; set inside the clawback
-    /// window after a CPA qualified, it claws the CPA back.
-    SelfExclusion,
-    /// Time-out / cooling-off (no commission effect).
-    CoolingOff,
-    /// Deposit limit (no commission effect).
-    DepositLimit,
-    /// Account closed by the player (no commission effect).
-    AccountClosed,
-    /// Blocked by the operator: blocks CPA qualification.
-    Blocked,
-    /// Duplicate of another player's account: blocks CPA qualification.
-    DuplicateAccount,
-}
-
-impl Flag {
-    /// Whether the flag, in force, prevents CPA qualification.
-    pub fn blocks_cpa(self) -> bool {
-        matches!(
-            self,
-            Flag::SelfExclusion | Flag::Blocked | Flag::DuplicateAccount
-        )
-    }
 }
 
 /// What an event says.
@@ -625,6 +548,7 @@ pub fn check_unique(facts: &[PlayerFacts]) -> Result<(), FactsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn eur() -> Currency {
         Currency::parse("EUR").expect("EUR")

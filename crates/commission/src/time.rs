@@ -10,8 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// One day in milliseconds.
-pub const MS_PER_DAY: u64 = 86_400_000;
+pub use clickstitch_domain::units::DAY_MS as MS_PER_DAY;
 
 /// Why a time value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -46,8 +46,7 @@ pub const AFFILIATE_RING: usize = (MAX_FLOODING_WINDOW_DAYS * 4) as usize;
 /// Horizon of the distinct (registration, deposit) tables, in minutes.
 pub const DISTINCT_HORIZON_MINUTES: u32 = MAX_DISTINCT_WINDOW_HOURS * 60;
 
-const MINUTE_MS: u64 = 60_000;
-const HOUR_MS: u64 = 3_600_000;
+use clickstitch_domain::units::{HOUR_MS, MINUTE_MS};
 
 /// Window key kinds, hashed with the key's parts so kinds never collide.
 const CLICK_IP: u8 = 1;

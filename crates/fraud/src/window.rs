@@ -592,7 +592,7 @@ pub struct DistinctTable {
     minutes: Vec<u32>,
 }
 
-const MINUTE_MS: u64 = 60_000;
+use clickstitch_domain::units::MINUTE_MS;
 
 impl DistinctTable {
     /// Sets the expiry horizon in minutes (see

@@ -21,10 +21,10 @@
 //! claw back what was paid for it. A revocation of a KYC never approved is
 //! treated as a rejection (fail closed).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where an attribution stands with respect to KYC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttributionStatus {
     /// Decided, waiting for KYC: no commission yet.
