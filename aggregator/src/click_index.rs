@@ -10,7 +10,7 @@
 //! human click since `covered_from_ms`.
 //!
 //! The "certainly none" answers are only sound when this instance sees every
-//! click (`authoritative`, the `ingest.single_instance` setting). With
+//! click (`authoritative`, the `attribution.single_instance` setting). With
 //! several instances behind a load balancer the filter is not trusted and
 //! every visitor lookup goes to ClickHouse; the recent-click map stays
 //! useful either way (a hit is a hit). Does no IO itself.

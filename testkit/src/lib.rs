@@ -5,6 +5,9 @@
 //! * [`clickhouse`] — [`ClickHouseServer`], a real ClickHouse server in a temporary directory on
 //!   free ports (or an external one via `CLICKHOUSE_URL`), which can be stopped and restarted to
 //!   simulate outages and never outlives the test process.
+//! * [`workerd`] — the edge worker's wasm bundle served by a real `workerd` process on a free
+//!   port (with `cfBlobHeader` so tests set the `cf` object), stoppable with SIGTERM.
+//! * [`wrangler`] — `wrangler dev` for what only wrangler emulates locally (Queues).
 //! * [`net`] — free-port helpers and a tiny synchronous HTTP client.
 //!
 //! Everything here is synchronous and cheap to call; from async tests either call it directly

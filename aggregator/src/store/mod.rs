@@ -4,8 +4,12 @@
 //! mapping from domain types), [`writer`] (group-commit batching of clicks),
 //! [`queries`] (catalogue reads and writes, click lookups), [`retry`]
 //! (which errors are worth retrying), [`health`] (reachability) and
-//! [`migrations`] (versioned, idempotent schema). Nothing outside this module
-//! sees a ClickHouse type; callers get domain types or [`StoreError`].
+//! [`migrations`] (versioned, idempotent schema), with one module per
+//! area for the rest (ledger, fraud, journal, …). Callers get domain types,
+//! row structs or [`StoreError`]; no `clickhouse` crate type leaves this
+//! module, but several `*Row` structs still do (their fields are plain
+//! Rust types) — making rows private to the store is the next step of the
+//! layout described in `docs/architecture.md`.
 
 pub mod changes;
 pub mod commission_reads;
