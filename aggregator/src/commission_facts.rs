@@ -39,13 +39,13 @@ pub struct LoadedFacts {
 
 /// `player_events.event_type` codes (migration 0003).
 mod event_type {
-    pub const REGISTRATION: i8 = 1;
-    pub const KYC: i8 = 2;
-    pub const DEPOSIT: i8 = 3;
-    pub const GAME_ACTIVITY: i8 = 5;
-    pub const BONUS: i8 = 6;
-    pub const CHARGEBACK: i8 = 7;
-    pub const RESPONSIBLE_GAMING: i8 = 8;
+    pub(super) const REGISTRATION: i8 = 1;
+    pub(super) const KYC: i8 = 2;
+    pub(super) const DEPOSIT: i8 = 3;
+    pub(super) const GAME_ACTIVITY: i8 = 5;
+    pub(super) const BONUS: i8 = 6;
+    pub(super) const CHARGEBACK: i8 = 7;
+    pub(super) const RESPONSIBLE_GAMING: i8 = 8;
 }
 
 fn kyc_status(text: &str) -> Option<KycStatus> {

@@ -398,7 +398,11 @@ impl Conversions {
         &self.locks[(h.finish() as usize) % SHARDS]
     }
 
-    fn replay(&self, event: &BrandEvent, stored: StoredEventRow) -> Result<Submitted, SubmitError> {
+    fn replay(
+        &self,
+        event: &BrandEvent,
+        stored: &StoredEventRow,
+    ) -> Result<Submitted, SubmitError> {
         if stored.payload_sha256 != event.payload_sha256 {
             return Err(SubmitError::Conflict(event.event_id.as_str().to_owned()));
         }
@@ -427,7 +431,7 @@ impl Conversions {
             .get(&key)
             .cloned();
         if let Some(stored) = cached {
-            return self.replay(&event, stored);
+            return self.replay(&event, &stored);
         }
         // ClickHouse is read below about this player and event id: it must
         // have what this instance acknowledged about them (journal).
@@ -460,7 +464,7 @@ impl Conversions {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key, stored.clone());
-            return self.replay(&event, stored);
+            return self.replay(&event, &stored);
         }
         let void = self.check_repair(&event).await?;
         self.check_chargeback(&event).await?;

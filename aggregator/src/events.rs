@@ -981,10 +981,12 @@ mod tests {
     }
 
     fn deposit(occurred_at: serde_json::Value, amount: &str, currency: &str) -> EventRequest {
-        request(json!({
-            "event_id": "d-1", "type": "deposit", "occurred_at": occurred_at,
+        let mut body = json!({
+            "event_id": "d-1", "type": "deposit",
             "player_id": "p-1", "amount": amount, "currency": currency
-        }))
+        });
+        body["occurred_at"] = occurred_at;
+        request(body)
     }
 
     fn fields_of(r: Result<BrandEvent, Vec<Problem>>) -> Vec<String> {

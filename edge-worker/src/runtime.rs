@@ -133,7 +133,7 @@ fn text_response(status: u16, body: &str) -> worker::Result<Response> {
 }
 
 /// `fetch` event.
-pub async fn handle_fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+pub(crate) async fn handle_fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let method = req.method();
     if !matches!(method, Method::Get | Method::Head) {
         return text_response(405, "method not allowed\n");
@@ -612,7 +612,7 @@ async fn post_batch(config: &EdgeConfig, records: &[EdgeRecord]) -> Posted {
 
 /// `queue` event: posts the messages as one batch; acks on 2xx, otherwise
 /// asks the queue to retry (after `max_retries` it goes to the DLQ).
-pub async fn handle_queue(batch: MessageBatch<EdgeRecord>, env: Env) -> worker::Result<()> {
+pub(crate) async fn handle_queue(batch: MessageBatch<EdgeRecord>, env: Env) -> worker::Result<()> {
     let config = EdgeConfig::from_lookup(|name| setting(&env, name))
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
     let records: Vec<EdgeRecord> = batch

@@ -7,6 +7,8 @@
 //! callers pass time and random bytes in, so every function is deterministic
 //! and builds for `wasm32-unknown-unknown` and native alike.
 
+#![warn(missing_docs)]
+
 pub mod bot;
 pub mod click;
 pub mod country;

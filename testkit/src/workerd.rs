@@ -251,6 +251,7 @@ impl Workerd {
     /// cannot be determined, workerd cannot be spawned, or it exits / does not report its socket
     /// in time (the error then quotes the tail of workerd's log, which includes config and
     /// JavaScript errors).
+    #[allow(clippy::needless_pass_by_value)] // a config is built for one process
     pub fn start(config: WorkerdConfig) -> anyhow::Result<Self> {
         let binary = workerd_binary()?;
         let dir = tempfile::Builder::new()

@@ -74,7 +74,7 @@ pub async fn ingest_clicks(
         match problem {
             None => batch
                 .geo_blocks
-                .push(GeoBlockRow::from_block(block, received_at)),
+                .push(GeoBlockRow::from_block(&block, received_at)),
             Some(why) => parsed.rejected.push(Rejection {
                 kind: RecordKind::GeoBlock,
                 index,

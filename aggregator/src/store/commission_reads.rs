@@ -25,6 +25,7 @@ use crate::money::{Currency, Rate};
 use super::ledger::{date_to_month, FxRateRow, LedgerStoreError, StoredFxTable};
 use super::{Store, StoreError};
 
+#[allow(clippy::needless_pass_by_value)] // called with temporaries (errors, ids) of any type
 fn corrupt(table: &'static str, key: impl ToString, message: impl ToString) -> LedgerStoreError {
     LedgerStoreError::Corrupt {
         table,
@@ -192,7 +193,7 @@ struct DocumentRead {
     stored_at_ms: u64,
 }
 
-fn deal_of(r: DocumentRead) -> Result<StoredDeal, LedgerStoreError> {
+fn deal_of(r: &DocumentRead) -> Result<StoredDeal, LedgerStoreError> {
     let deal = Deal::from_json(&r.json).map_err(|e| corrupt("commission_deals", r.id, e))?;
     Ok(StoredDeal {
         deal,
@@ -201,7 +202,7 @@ fn deal_of(r: DocumentRead) -> Result<StoredDeal, LedgerStoreError> {
     })
 }
 
-fn formula_of(r: DocumentRead) -> Result<StoredFormula, LedgerStoreError> {
+fn formula_of(r: &DocumentRead) -> Result<StoredFormula, LedgerStoreError> {
     let formula =
         NgrFormula::from_json(&r.json).map_err(|e| corrupt("commission_ngr_formulas", r.id, e))?;
     Ok(StoredFormula {
@@ -231,7 +232,7 @@ impl Store {
             )
             .fetch_all()
             .await?;
-        rows.into_iter().map(deal_of).collect()
+        rows.iter().map(deal_of).collect()
     }
 
     /// Every stored deal document of one affiliate, newest first (empty
@@ -250,7 +251,7 @@ impl Store {
             .bind(affiliate.to_string())
             .fetch_all()
             .await?;
-        rows.into_iter().map(deal_of).collect()
+        rows.iter().map(deal_of).collect()
     }
 
     /// Every brand's current NGR formula document, by brand id.
@@ -264,7 +265,7 @@ impl Store {
             )
             .fetch_all()
             .await?;
-        rows.into_iter().map(formula_of).collect()
+        rows.iter().map(formula_of).collect()
     }
 
     /// Every stored NGR formula document of one brand, newest first (empty
@@ -283,7 +284,7 @@ impl Store {
             .bind(brand.to_string())
             .fetch_all()
             .await?;
-        rows.into_iter().map(formula_of).collect()
+        rows.iter().map(formula_of).collect()
     }
 
     /// Every stored FX table version (of `month` only, when given): months

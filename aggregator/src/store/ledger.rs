@@ -65,6 +65,7 @@ impl From<clickhouse::error::Error> for LedgerStoreError {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // called with temporaries (errors, ids) of any type
 fn corrupt(table: &'static str, key: impl ToString, message: impl ToString) -> LedgerStoreError {
     LedgerStoreError::Corrupt {
         table,

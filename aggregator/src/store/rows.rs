@@ -135,7 +135,7 @@ pub struct GeoBlockRow {
 
 impl GeoBlockRow {
     /// Maps a validated geo block.
-    pub fn from_block(g: GeoBlock, received_at: u32) -> Self {
+    pub fn from_block(g: &GeoBlock, received_at: u32) -> Self {
         let ms = g.event_id.timestamp_ms();
         GeoBlockRow {
             event_id: g.event_id.as_uuid(),
@@ -166,6 +166,7 @@ pub struct CorruptRow {
     message: String,
 }
 
+#[allow(clippy::needless_pass_by_value)] // called with temporaries (errors, ids) of any type
 fn corrupt(table: &'static str, key: impl ToString, message: impl ToString) -> CorruptRow {
     CorruptRow {
         table,

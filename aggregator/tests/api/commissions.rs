@@ -100,8 +100,10 @@ pub(crate) fn flat(rate_bps: i64, negative_carryover: bool) -> Value {
 }
 
 pub(crate) fn version(plan: Value, hold_days: u32, min_payout: i64) -> Value {
-    json!({"version": 1, "effective_from": "2026-01", "hold_days": hold_days,
-        "clawback_days": 90, "min_payout": min_payout, "plan": plan})
+    let mut version = json!({"version": 1, "effective_from": "2026-01", "hold_days": hold_days,
+        "clawback_days": 90, "min_payout": min_payout});
+    version["plan"] = plan;
+    version
 }
 
 pub(crate) async fn deal(app: &TestApp, affiliate: &str, version: Value) {

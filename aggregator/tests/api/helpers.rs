@@ -12,24 +12,24 @@ use clickstitch_aggregator::startup::Application;
 use clickstitch_shared::{ClickIdGenerator, RawClick, RawGeoBlock};
 use clickstitch_testkit::clickhouse::{unique_database_name, ClickHouseServer};
 
-pub const EDGE_SECRET: &str = "test-edge-secret-0123456789";
-pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+pub(crate) const EDGE_SECRET: &str = "test-edge-secret-0123456789";
+pub(crate) const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 /// Where the app's ClickHouse is.
-pub enum Ch {
+pub(crate) enum Ch {
     Shared(&'static ClickHouseServer),
     Own(ClickHouseServer),
 }
 
 impl Ch {
-    pub fn server(&self) -> &ClickHouseServer {
+    pub(crate) fn server(&self) -> &ClickHouseServer {
         match self {
             Ch::Shared(s) => s,
             Ch::Own(s) => s,
         }
     }
 
-    pub fn own_mut(&mut self) -> &mut ClickHouseServer {
+    pub(crate) fn own_mut(&mut self) -> &mut ClickHouseServer {
         match self {
             Ch::Own(s) => s,
             Ch::Shared(_) => panic!("this test app uses the shared server"),
@@ -37,7 +37,7 @@ impl Ch {
     }
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub address: String,
     pub database: String,
     pub ch: Ch,
@@ -51,7 +51,7 @@ pub struct TestApp {
 }
 
 /// Options for [`spawn_app_with`].
-pub struct Options {
+pub(crate) struct Options {
     pub own_clickhouse: bool,
     pub max_batch_delay_ms: u64,
     pub postback_key: Option<&'static str>,
@@ -68,19 +68,19 @@ impl Default for Options {
 }
 
 /// The repository's example attribution rules.
-pub fn rules_dir() -> std::path::PathBuf {
+pub(crate) fn rules_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/attribution")
 }
 
-pub fn fraud_dir() -> std::path::PathBuf {
+pub(crate) fn fraud_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/fraud")
 }
 
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
-pub async fn spawn_app_with(options: Options) -> TestApp {
+pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
     let ch = if options.own_clickhouse {
         Ch::Own(
             tokio::task::spawn_blocking(ClickHouseServer::start)
@@ -151,7 +151,7 @@ async fn start(ch: Ch, database: String, tweak: impl FnOnce(&mut Settings)) -> T
 
 /// A second aggregator on an existing database of the shared server
 /// (nothing in its memory).
-pub async fn spawn_on_database(database: &str) -> TestApp {
+pub(crate) async fn spawn_on_database(database: &str) -> TestApp {
     let ch = tokio::task::spawn_blocking(ClickHouseServer::shared)
         .await
         .expect("join");
@@ -159,7 +159,7 @@ pub async fn spawn_on_database(database: &str) -> TestApp {
 }
 
 /// Like [`spawn_on_database`], with the settings adjusted by `tweak`.
-pub async fn spawn_on_database_configured(
+pub(crate) async fn spawn_on_database_configured(
     database: &str,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
@@ -171,7 +171,7 @@ pub async fn spawn_on_database_configured(
 
 /// A brand, affiliate chain, campaign and link created through the admin API.
 #[derive(Debug, Clone)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub brand_id: String,
     pub affiliate_id: String,
     pub campaign_id: String,
@@ -180,7 +180,7 @@ pub struct Fixture {
 
 impl TestApp {
     /// Sends the shutdown signal and waits for the final flush.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         self.sweep = None;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -190,7 +190,11 @@ impl TestApp {
         }
     }
 
-    pub async fn post_batch_raw(&self, body: String, token: Option<&str>) -> reqwest::Response {
+    pub(crate) async fn post_batch_raw(
+        &self,
+        body: String,
+        token: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .post(format!("{}/edge/v1/clicks", self.address))
@@ -202,14 +206,18 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
-    pub async fn post_batch(&self, clicks: &[RawClick], blocks: &[RawGeoBlock]) -> (u16, Value) {
+    pub(crate) async fn post_batch(
+        &self,
+        clicks: &[RawClick],
+        blocks: &[RawGeoBlock],
+    ) -> (u16, Value) {
         let body = json!({"clicks": clicks, "geo_blocks": blocks}).to_string();
         let r = self.post_batch_raw(body, Some(EDGE_SECRET)).await;
         let status = r.status().as_u16();
         (status, r.json().await.expect("json body"))
     }
 
-    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
             .post(format!("{}/admin/v1/{path}", self.address))
@@ -222,7 +230,7 @@ impl TestApp {
         (status, r.json().await.expect("json body"))
     }
 
-    pub async fn edge_get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn edge_get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}/edge/v1/{path}", self.address))
             .bearer_auth(EDGE_SECRET)
@@ -233,7 +241,7 @@ impl TestApp {
 
     /// Issues an API key for a brand or affiliate (`brands/{id}` or
     /// `affiliates/{id}`) and returns its token.
-    pub async fn issue_key(&self, owner: &str) -> String {
+    pub(crate) async fn issue_key(&self, owner: &str) -> String {
         let (s, body) = self
             .admin_post(&format!("{owner}/api-keys"), json!({}))
             .await;
@@ -242,7 +250,7 @@ impl TestApp {
     }
 
     /// POSTs an event with `key`; returns status, replay header and body.
-    pub async fn post_event(&self, key: &str, event: Value) -> (u16, bool, Value) {
+    pub(crate) async fn post_event(&self, key: &str, event: Value) -> (u16, bool, Value) {
         let r = self
             .http
             .post(format!("{}/api/v1/events", self.address))
@@ -257,7 +265,7 @@ impl TestApp {
     }
 
     /// GETs `path` (under the app) with `key`.
-    pub async fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
+    pub(crate) async fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self
             .http
             .get(format!("{}{path}", self.address))
@@ -271,7 +279,7 @@ impl TestApp {
 
     /// A new API key of the fixture's brand.
     /// Revokes an API key with the operator token; the answer's status.
-    pub async fn revoke_key(&self, key_id: &str) -> u16 {
+    pub(crate) async fn revoke_key(&self, key_id: &str) -> u16 {
         self.http
             .delete(format!("{}/admin/v1/api-keys/{key_id}", self.address))
             .bearer_auth(OPERATOR_TOKEN)
@@ -283,7 +291,7 @@ impl TestApp {
     }
 
     /// The brand's current postback secret (the app needs a postback key).
-    pub async fn postback_secret(&self, brand_id: &str) -> String {
+    pub(crate) async fn postback_secret(&self, brand_id: &str) -> String {
         let (status, body) = self
             .get_json(
                 OPERATOR_TOKEN,
@@ -297,12 +305,12 @@ impl TestApp {
             .to_owned()
     }
 
-    pub async fn brand_key(&self, f: &Fixture) -> String {
+    pub(crate) async fn brand_key(&self, f: &Fixture) -> String {
         self.issue_key(&format!("brands/{}", f.brand_id)).await
     }
 
     /// POSTs JSON to `path` (under the app) with `key`.
-    pub async fn post_json(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post_json(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
             .post(format!("{}{path}", self.address))
@@ -316,14 +324,14 @@ impl TestApp {
     }
 
     /// Runs SQL in the app's database, returning the text result.
-    pub fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         self.ch
             .server()
             .query_in(&self.database, sql)
             .expect("query")
     }
 
-    pub fn count(&self, table_or_view: &str) -> u64 {
+    pub(crate) fn count(&self, table_or_view: &str) -> u64 {
         self.sql(&format!("SELECT count() FROM {table_or_view}"))
             .trim()
             .parse()
@@ -332,7 +340,7 @@ impl TestApp {
 
     /// Creates a brand restricting US, a parent affiliate, a sub-affiliate,
     /// a campaign, and a link owned by the sub-affiliate.
-    pub async fn seed(&self) -> Fixture {
+    pub(crate) async fn seed(&self) -> Fixture {
         let (s, brand) = self
             .admin_post(
                 "brands",
@@ -405,13 +413,13 @@ impl Fixture {
         self
     }
 
-    pub fn sub_affiliate_id(&self) -> String {
+    pub(crate) fn sub_affiliate_id(&self) -> String {
         SUB.with(|m| m.borrow().get(&self.code).cloned())
             .unwrap_or_default()
     }
 }
 
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -419,7 +427,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// A complete, valid human click on the fixture's link.
-pub fn click(f: &Fixture, ids: &mut ClickIdGenerator, n: u8) -> RawClick {
+pub(crate) fn click(f: &Fixture, ids: &mut ClickIdGenerator, n: u8) -> RawClick {
     let id = ids.next_id(now_ms(), [n; 10]);
     RawClick {
         click_id: id.to_string(),
@@ -453,7 +461,7 @@ pub fn click(f: &Fixture, ids: &mut ClickIdGenerator, n: u8) -> RawClick {
 }
 
 /// A geo block on the fixture's link.
-pub fn geo_block(f: &Fixture, ids: &mut ClickIdGenerator) -> RawGeoBlock {
+pub(crate) fn geo_block(f: &Fixture, ids: &mut ClickIdGenerator) -> RawGeoBlock {
     let id = ids.next_id(now_ms(), [9; 10]);
     RawGeoBlock {
         event_id: id.to_string(),
@@ -470,7 +478,7 @@ pub fn geo_block(f: &Fixture, ids: &mut ClickIdGenerator) -> RawGeoBlock {
 /// Like [`spawn_app`] (shared ClickHouse server, a database of its own),
 /// with the settings adjusted by `tweak` before the app is built — e.g. a
 /// longer `ingest.max_click_age_hours` for scenarios months in the past.
-pub async fn spawn_app_configured(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_app_configured(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let ch = Ch::Shared(
         tokio::task::spawn_blocking(ClickHouseServer::shared)
             .await
@@ -480,7 +488,7 @@ pub async fn spawn_app_configured(tweak: impl FnOnce(&mut Settings)) -> TestApp 
 }
 
 /// The app's ClickHouse connection settings (for driving jobs directly).
-pub fn store_config(app: &TestApp) -> clickstitch_aggregator::store::ClickHouseConfig {
+pub(crate) fn store_config(app: &TestApp) -> clickstitch_aggregator::store::ClickHouseConfig {
     clickstitch_aggregator::store::ClickHouseConfig {
         url: app.ch.server().http_url(),
         database: app.database.clone(),
@@ -493,7 +501,9 @@ pub fn store_config(app: &TestApp) -> clickstitch_aggregator::store::ClickHouseC
 
 /// Like [`spawn_app_configured`], on a ClickHouse server of its own (for
 /// tests that stop it).
-pub async fn spawn_app_own_clickhouse_configured(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_app_own_clickhouse_configured(
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let server = tokio::task::spawn_blocking(ClickHouseServer::start)
         .await
         .expect("join")
@@ -505,7 +515,7 @@ impl TestApp {
     /// Stops this aggregator and starts a fresh one (nothing in memory) on
     /// the same ClickHouse server and database, with the test settings
     /// adjusted by `tweak`.
-    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    pub(crate) async fn restart_with(mut self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         self.stop().await;
         let placeholder = tokio::task::spawn_blocking(ClickHouseServer::shared)
             .await
@@ -516,7 +526,7 @@ impl TestApp {
 }
 
 /// The `field` of every problem in a 4xx body's `details`, in order.
-pub fn problem_fields(body: &Value) -> Vec<&str> {
+pub(crate) fn problem_fields(body: &Value) -> Vec<&str> {
     body["details"]
         .as_array()
         .expect("details")

@@ -21,6 +21,8 @@
 //! persist(&decision).await?;                        // records decision.rules()
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod credit;
 pub mod decide;
 pub mod rules;

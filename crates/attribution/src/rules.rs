@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clickstitch_shared::{BrandId, CountryCode};
 use serde::{Deserialize, Serialize, Serializer};
@@ -438,17 +438,17 @@ impl Rules {
     /// Parses and validates one file's bytes; `file` is its path relative to
     /// the rules directory (`default/eu.json`), which decides its scope and
     /// jurisdiction. `path` is only used in error messages.
-    pub fn parse(file: &str, bytes: &[u8], path: PathBuf) -> Result<Self, RulesError> {
+    pub fn parse(file: &str, bytes: &[u8], path: &Path) -> Result<Self, RulesError> {
         let invalid = |reason: String| RulesError::Invalid {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason,
         };
         let key = RuleKey::from_file(file).map_err(|reason| RulesError::Layout {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason,
         })?;
         let raw: RawRules = serde_json::from_slice(bytes).map_err(|source| RulesError::Json {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
         let version = u32::try_from(raw.version)
@@ -624,7 +624,7 @@ impl RuleSet {
             digest.update(file.as_bytes());
             digest.update([0]);
             digest.update(file_digest);
-            match Rules::parse(file, bytes, root.join(file)) {
+            match Rules::parse(file, bytes, &root.join(file)) {
                 Ok(rules) => {
                     parsed.insert(rules.key.clone(), rules);
                 }
@@ -775,7 +775,7 @@ pub(super) mod tests {
         Rules::parse(
             "default/eu.json",
             json.as_bytes(),
-            "/rules/default/eu.json".into(),
+            Path::new("/rules/default/eu.json"),
         )
     }
 
@@ -902,7 +902,7 @@ pub(super) mod tests {
         let err = Rules::parse(
             "default/default.json",
             br#"{"version":1,"countries":["DE"],"window_days":30,"model":{"type":"linear"}}"#,
-            "/rules/default/default.json".into(),
+            Path::new("/rules/default/default.json"),
         )
         .expect_err("countries in a default");
         assert!(err.to_string().contains("remove \"countries\""), "{err}");

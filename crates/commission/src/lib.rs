@@ -39,6 +39,8 @@
 //! revision), so a replayed run yields the same ids and storage dedupes.
 //! Worked examples with the arithmetic: `docs/commissions.md`.
 
+#![warn(missing_docs)]
+
 pub mod balances;
 pub mod cpa;
 pub mod engine;

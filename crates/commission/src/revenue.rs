@@ -376,7 +376,7 @@ pub fn statements(
                 facts.currency(),
                 month,
                 formula,
-                sums,
+                &sums,
             )
         })
         .collect()
@@ -388,7 +388,7 @@ fn statement(
     currency: Currency,
     month: Month,
     formula: &FormulaVersion,
-    s: Sums,
+    s: &Sums,
 ) -> Result<NgrStatement, RevenueError> {
     let m = |minor| Money::new(minor, currency);
     let stakes = m(s.stakes);

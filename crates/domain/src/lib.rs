@@ -7,6 +7,8 @@
 //! link templates that the edge worker also needs live in
 //! `clickstitch-shared`.
 
+#![warn(missing_docs)]
+
 pub mod kyc;
 pub mod money;
 pub mod player;

@@ -26,6 +26,8 @@
 //! for e in &score.escalations { quarantine_earlier(e).await?; } // rare
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod policy;
 pub mod population;
 #[cfg(any(test, feature = "scenario"))]

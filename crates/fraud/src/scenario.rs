@@ -1005,7 +1005,7 @@ impl Drafts {
             ids.push(self.click(class, actor, affiliate, link, from, who, t));
         }
         if let Some(s) = signup {
-            self.signup(class, actor, affiliate, &ids, t, from.country, who, s);
+            self.signup(class, actor, affiliate, &ids, t, from.country, who, &s);
         }
     }
 
@@ -1021,7 +1021,7 @@ impl Drafts {
         clicked_at: u64,
         click_country: CountryCode,
         clicker: &Person,
-        s: Signup,
+        s: &Signup,
     ) {
         let brand = affiliate.brand;
         let sdk = self.sdk_brands.contains(&brand);

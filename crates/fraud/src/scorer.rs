@@ -579,6 +579,7 @@ impl Scorer {
     /// A scorer whose window keys are hashed with `seed`: a random seed
     /// makes slot placement unpredictable to outsiders, so nobody can aim
     /// keys at one set to evict someone else's counts.
+    #[allow(clippy::needless_pass_by_value)] // the scorer's owners hand over their Arc
     pub fn with_seed(policies: Arc<FraudPolicies>, capacity: Capacity, seed: u64) -> Self {
         let counters = |ring, bucket_ms| move |n| CounterTable::new(n, ring, bucket_ms);
         let distinct = |n| DistinctTable::new(n, DISTINCT_HORIZON_MINUTES);
