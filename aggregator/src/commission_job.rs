@@ -15,7 +15,7 @@
 //! Owns the single-writer lock, the order of appends, the run reports and
 //! the logging and metrics of problems. Must not compute commissions
 //! (the engine does), write SQL (that is [`crate::store::ledger`]) or know
-//! about HTTP (that is [`crate::routes::commissions`]).
+//! about HTTP (that is [`crate::http::routes::commissions`]).
 //!
 //! # One writer
 //!

@@ -4,8 +4,8 @@
 //! APIs — all the IO around the pure engines.
 //!
 //! Layout: [`startup`] wires everything and [`server`] serves it;
-//! [`routes`] hold the HTTP handlers and [`auth`] / [`rate_limit`] guard
-//! them; [`store`] is the only module that talks to ClickHouse; the jobs
+//! [`http`] holds the state, the handlers ([`http::routes`]), who may call
+//! them ([`http::auth`]) and how often ([`http::rate_limit`]); [`store`] is the only module that talks to ClickHouse; the jobs
 //! ([`commission_job`], [`fraud_job`], [`sweep`]) expose `run_once` and
 //! `run_until_stopped`. The engines are crates of their own, re-exported
 //! here under their old paths: [`attribution`] (`clickstitch-attribution`,
@@ -13,7 +13,6 @@
 //! [`fraud`] (`clickstitch-fraud`) and [`money`] (`clickstitch-domain`).
 
 pub mod attribution;
-pub mod auth;
 pub mod bounded;
 pub mod catalog;
 pub mod click_index;
@@ -27,13 +26,12 @@ pub mod cpa_status;
 pub mod error;
 pub mod events;
 pub mod fraud_job;
+pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod presence;
 pub mod quarantine;
-pub mod rate_limit;
-pub mod routes;
 pub mod schedule;
 pub mod server;
 pub mod startup;

@@ -10,248 +10,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use axum::Router;
 use clickstitch_shared::BrandId;
 use tokio::net::TcpListener;
-use tower_http::decompression::RequestDecompressionLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::attribution::{RulesReloader, RulesStore};
 use crate::catalog::Catalog;
 use crate::click_index::ClickIndex;
-use crate::config::{AttributionSettings, IngestSettings, Secrets, Settings};
+use crate::config::{AttributionSettings, Settings};
 use crate::conversions::Conversions;
 use crate::fraud::{FraudPolicies, Scorer};
 use crate::fraud_job::FraudJob;
-use crate::ingest::TimePolicy;
+use crate::http::{router, AppState, Inner};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::quarantine::Quarantine;
-use crate::routes::{admin, clicks, edge_links, events, fraud, health, metrics, postback};
 use crate::stitching::Stitcher;
 use crate::store::journal::{JournalConfig, PipelineConfig};
 use crate::store::writer::{ClickWriter, EventSink, JournalSetup, WriterConfig, WriterTask};
 use crate::store::{Lookups, Store};
 use crate::sweep::PopulationSweep;
-
-/// Shared state of all handlers.
-#[derive(Debug, Clone)]
-pub struct AppState(Arc<Inner>);
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub struct Inner {
-    /// ClickHouse.
-    pub store: Store,
-    /// Brands, affiliates, campaigns, links.
-    pub catalog: Catalog,
-    /// API keys.
-    pub keys: Keys,
-    /// Brand events.
-    pub conversions: Conversions,
-    /// Recent clicks (fed by click ingest, read by stitching).
-    pub clicks: Arc<ClickIndex>,
-    /// Fraud scoring, held entities and reviews.
-    pub quarantine: Arc<Quarantine>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// The click writer.
-    pub writer: ClickWriter,
-    /// Secrets.
-    pub secrets: Secrets,
-    /// Ingest limits.
-    pub ingest: IngestSettings,
-    /// What commission runs of this process keep between runs.
-    pub commission_memory: Arc<crate::commission_incremental::JobMemory>,
-    /// When commission runs go incremental.
-    pub commission_runs: crate::commission_incremental::RunSettings,
-    /// The population sweep (also run by the fraud job).
-    pub sweep: PopulationSweep,
-    /// Per-credential rate limits and the failed-authentication lockout.
-    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
-}
-
-impl AppState {
-    /// Builds the state.
-    pub fn new(inner: Inner) -> Self {
-        Self(Arc::new(inner))
-    }
-
-    /// The recent-click index.
-    pub fn clicks(&self) -> &ClickIndex {
-        &self.0.clicks
-    }
-
-    /// The population sweep.
-    pub fn sweep(&self) -> &PopulationSweep {
-        &self.0.sweep
-    }
-
-    /// Fraud scoring and review.
-    pub fn quarantine(&self) -> &Quarantine {
-        &self.0.quarantine
-    }
-
-    /// The metrics registry.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.0.metrics
-    }
-
-    /// The commission job of this process: its runs share what they keep.
-    pub fn commission_job(&self) -> crate::commission_job::CommissionJob {
-        crate::commission_job::CommissionJob::new(self.0.store.clone())
-            .with_metrics(Arc::clone(&self.0.metrics))
-            .with_memory(
-                Arc::clone(&self.0.commission_memory),
-                self.0.commission_runs,
-            )
-    }
-
-    /// The rate limits.
-    pub fn rate_limits(&self) -> Arc<crate::rate_limit::RateLimits> {
-        Arc::clone(&self.0.rate_limits)
-    }
-
-    /// API keys.
-    pub fn keys(&self) -> &Keys {
-        &self.0.keys
-    }
-
-    /// The conversion service.
-    pub fn conversions(&self) -> &Conversions {
-        &self.0.conversions
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.0.store
-    }
-
-    /// The catalogue.
-    pub fn catalog(&self) -> &Catalog {
-        &self.0.catalog
-    }
-
-    /// The click writer.
-    pub fn writer(&self) -> &ClickWriter {
-        &self.0.writer
-    }
-
-    /// The secrets.
-    pub fn secrets(&self) -> &Secrets {
-        &self.0.secrets
-    }
-
-    /// Time limits for records arriving at `now_ms`.
-    pub fn time_policy(&self, now_ms: u64) -> TimePolicy {
-        TimePolicy {
-            now_ms,
-            max_age_ms: self.0.ingest.max_click_age_hours * 3_600_000,
-            max_future_ms: self.0.ingest.max_click_future_secs * 1000,
-        }
-    }
-
-    /// Time limits for brand events reported at `now_ms` (the backdating
-    /// limit `ingest.max_event_age_days`).
-    pub fn event_time_policy(&self, now_ms: u64) -> TimePolicy {
-        TimePolicy {
-            now_ms,
-            max_age_ms: self.0.ingest.max_event_age_days.saturating_mul(86_400_000),
-            max_future_ms: self.0.ingest.max_click_future_secs * 1000,
-        }
-    }
-}
-
-/// Every route.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let admin = Router::new()
-        .route("/fraud/sweep", post(fraud::sweep_now))
-        .route("/brands", post(admin::create_brand).get(admin::list_brands))
-        .route(
-            "/brands/{brand_id}",
-            axum::routing::patch(admin::update_brand),
-        )
-        .route(
-            "/affiliates",
-            post(admin::create_affiliate).get(admin::list_affiliates),
-        )
-        .route(
-            "/campaigns",
-            post(admin::create_campaign).get(admin::list_campaigns),
-        )
-        .route("/links", post(admin::create_link))
-        .route("/links/{code}", get(admin::get_link))
-        .route("/brands/{brand_id}/api-keys", post(admin::issue_brand_key))
-        .route(
-            "/brands/{brand_id}/postback-secret",
-            get(admin::postback_secret),
-        )
-        .route(
-            "/brands/{brand_id}/postback-secret/rotate",
-            post(admin::rotate_postback_secret),
-        )
-        .route(
-            "/affiliates/{affiliate_id}/api-keys",
-            post(admin::issue_affiliate_key),
-        )
-        .route(
-            "/operators",
-            post(admin::issue_operator_key).get(admin::list_operator_keys),
-        )
-        .route(
-            "/api-keys/{key_id}",
-            axum::routing::delete(admin::revoke_key),
-        );
-    let admin = admin
-        .merge(crate::routes::commissions::admin_routes())
-        .merge(crate::routes::cpa_status::admin_routes());
-    let edge = Router::new()
-        .route("/clicks", post(clicks::ingest_clicks))
-        .route("/links/{code}", get(edge_links::link_definition));
-    let api = Router::new()
-        .route("/events", post(events::post_event))
-        .route(
-            "/players/{player_id}/attribution",
-            get(events::get_attribution),
-        )
-        .route("/fraud/quarantine", get(fraud::list))
-        .route("/fraud/quarantine/decisions", post(fraud::decide_many))
-        .route(
-            "/fraud/quarantine/{kind}/{id}/decision",
-            post(fraud::decide),
-        );
-    let api = api.merge(crate::routes::commission_balances::api_routes());
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/metrics", get(metrics::metrics))
-        .nest("/admin/v1", admin)
-        .nest("/edge/v1", edge)
-        .nest("/api/v1", api)
-        .route("/postback/v1/{brand_id}", get(postback::postback))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::rate_limit::limit,
-        ))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::map_response(crate::error::json_errors))
-        .layer(RequestDecompressionLayer::new())
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .with_state(state)
-}
-
-/// The span of one request: method and path only. The query string is
-/// left out (a postback carries its brand's secret there), and headers are
-/// never recorded (credentials), at any log level.
-fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
-    tracing::debug_span!(
-        "request",
-        method = %req.method(),
-        path = %req.uri().path(),
-        version = ?req.version(),
-    )
-}
 
 /// A built, bound, not yet serving application.
 #[derive(Debug)]
@@ -398,7 +175,9 @@ impl Application {
             commission_memory: Arc::default(),
             commission_runs: settings.commissions.run_settings(),
             sweep: sweep.clone(),
-            rate_limits: Arc::new(crate::rate_limit::RateLimits::new(&settings.rate_limit)),
+            rate_limits: Arc::new(crate::http::rate_limit::RateLimits::new(
+                &settings.rate_limit,
+            )),
         });
         // The background job shares what runs keep with the admin API's runs.
         let commission_job = settings.commissions.job_enabled.then(|| {

@@ -13,61 +13,14 @@ use clickstitch_shared::geo::{JurisdictionProfile, LinkGeoRules};
 use clickstitch_shared::ip::IpStorage;
 use clickstitch_shared::{AffiliateId, BrandId, CampaignId, LinkTemplate, ShortCode};
 
-use crate::auth::{CredentialAdmin, Operator};
 use crate::catalog::{
     country_set, Affiliate, Brand, BrandChanges, Campaign, Link, Name, NewAffiliate, NewBrand,
     NewCampaign, NewLink,
 };
 use crate::error::{ApiError, Problem};
-use crate::startup::AppState;
-
-/// JSON body extractor whose rejections are [`ApiError`]s.
-pub struct ApiJson<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let Json(v) = Json::<T>::from_request(req, state).await?;
-        Ok(ApiJson(v))
-    }
-}
-
-/// Query-string extractor whose rejections are [`ApiError`]s (400 with a
-/// JSON reason, like every other bad input).
-pub struct ApiQuery<T>(pub T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        let axum::extract::Query(v) = axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        Ok(ApiQuery(v))
-    }
-}
-
-impl<T> std::fmt::Debug for ApiQuery<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiQuery(..)")
-    }
-}
-
-impl<T> std::fmt::Debug for ApiJson<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiJson(..)")
-    }
-}
+use crate::http::auth::{CredentialAdmin, Operator};
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
 
 /// Collects field problems while parsing a DTO.
 #[derive(Default)]
@@ -533,4 +486,31 @@ pub async fn postback_secret(
     Ok(Json(
         serde_json::json!({"brand_id": brand_id, "postback_secret": secret.expose_secret()}),
     ))
+}
+
+/// The catalogue, credential and postback-secret routes (under `/admin/v1`).
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{delete, get, patch, post};
+    axum::Router::new()
+        .route("/brands", post(create_brand).get(list_brands))
+        .route("/brands/{brand_id}", patch(update_brand))
+        .route("/affiliates", post(create_affiliate).get(list_affiliates))
+        .route("/campaigns", post(create_campaign).get(list_campaigns))
+        .route("/links", post(create_link))
+        .route("/links/{code}", get(get_link))
+        .route("/brands/{brand_id}/api-keys", post(issue_brand_key))
+        .route("/brands/{brand_id}/postback-secret", get(postback_secret))
+        .route(
+            "/brands/{brand_id}/postback-secret/rotate",
+            post(rotate_postback_secret),
+        )
+        .route(
+            "/affiliates/{affiliate_id}/api-keys",
+            post(issue_affiliate_key),
+        )
+        .route(
+            "/operators",
+            post(issue_operator_key).get(list_operator_keys),
+        )
+        .route("/api-keys/{key_id}", delete(revoke_key))
 }

@@ -9,9 +9,9 @@ use axum::Json;
 
 use clickstitch_shared::ShortCode;
 
-use crate::auth::EdgeCaller;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::http::auth::EdgeCaller;
+use crate::http::AppState;
 
 /// The definition of an active link, or 404.
 pub async fn link_definition(
@@ -26,4 +26,9 @@ pub async fn link_definition(
         .await?
         .ok_or(ApiError::NotFound("link"))?;
     Ok(([(CACHE_CONTROL, "private, max-age=60")], Json(def)))
+}
+
+/// The link-definition route (under `/edge/v1`).
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/links/{code}", axum::routing::get(link_definition))
 }

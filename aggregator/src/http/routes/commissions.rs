@@ -25,14 +25,14 @@ use uuid::Uuid;
 
 use clickstitch_shared::BrandId;
 
-use crate::auth::{Finance, Operator};
 use crate::clock::now_ms;
 use crate::commission::{Deal, Month, NgrFormula, Timestamp};
 use crate::commission_job::{CommissionError, CommissionJob, RunReport, Saved};
 use crate::error::{ApiError, Problem};
+use crate::http::auth::{Finance, Operator};
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
 use crate::money::{Currency, Money, Rate};
-use crate::routes::admin::ApiJson;
-use crate::startup::AppState;
 use crate::store::ledger::{LedgerStoreError, StoredFxTable};
 
 /// The commission routes under `/admin/v1` (operator token).
@@ -47,40 +47,43 @@ pub fn admin_routes() -> Router<AppState> {
         .route("/commissions/run", post(run_job))
         .route(
             "/commissions/problems",
-            get(crate::routes::commission_problems::list_problems),
+            get(crate::http::routes::commission_problems::list_problems),
         )
-        .route("/deals", get(crate::routes::commission_config::list_deals))
+        .route(
+            "/deals",
+            get(crate::http::routes::commission_config::list_deals),
+        )
         .route(
             "/deals/{affiliate_id}",
-            get(crate::routes::commission_config::get_deal),
+            get(crate::http::routes::commission_config::get_deal),
         )
         .route(
             "/ngr-formulas",
-            get(crate::routes::commission_config::list_ngr_formulas),
+            get(crate::http::routes::commission_config::list_ngr_formulas),
         )
         .route(
             "/ngr-formulas/{brand_id}",
-            get(crate::routes::commission_config::get_ngr_formula),
+            get(crate::http::routes::commission_config::get_ngr_formula),
         )
         .route(
             "/fx-tables",
-            get(crate::routes::commission_config::list_fx_tables),
+            get(crate::http::routes::commission_config::list_fx_tables),
         )
         .route(
             "/commissions/runs",
-            get(crate::routes::commission_config::list_runs),
+            get(crate::http::routes::commission_config::list_runs),
         )
         .route(
             "/commissions/runs/{run_id}",
-            get(crate::routes::commission_config::get_run),
+            get(crate::http::routes::commission_config::get_run),
         )
         .route(
             "/payouts",
-            get(crate::routes::commission_config::list_payouts),
+            get(crate::http::routes::commission_config::list_payouts),
         )
         .route(
             "/payouts/{run_id}",
-            get(crate::routes::commission_config::get_payout),
+            get(crate::http::routes::commission_config::get_payout),
         )
 }
 

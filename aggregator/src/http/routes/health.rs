@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::http::AppState;
 
 /// 200 with ClickHouse's round-trip time, or 503 naming the failure.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
@@ -26,4 +26,9 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
             })),
         ),
     }
+}
+
+/// `GET /health`.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/health", axum::routing::get(health))
 }

@@ -27,7 +27,6 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::auth::ApiCaller;
 use crate::clock::now_ms;
 use crate::commission::ledger::FormulaRef;
 use crate::commission::{
@@ -35,10 +34,11 @@ use crate::commission::{
     PlayerId, Reason, Slot, Timestamp,
 };
 use crate::error::{ApiError, Problem};
+use crate::http::auth::ApiCaller;
+use crate::http::extract::ApiQuery;
+use crate::http::routes::commissions::decimal;
+use crate::http::AppState;
 use crate::money::{Currency, Money};
-use crate::routes::admin::ApiQuery;
-use crate::routes::commissions::decimal;
-use crate::startup::AppState;
 use crate::store::commission_reads::{AffiliatePage, SlotBrands};
 use crate::store::ledger::brands_of;
 

@@ -26,9 +26,9 @@ use clickstitch_shared::BrandId;
 
 use crate::error::{ApiError, Problem};
 use crate::events::{EventRequest, Source};
+use crate::http::routes::events::submit;
+use crate::http::AppState;
 use crate::keys::{same, sign};
-use crate::routes::events::submit;
-use crate::startup::AppState;
 
 /// Largest accepted clock difference for signed postbacks, seconds.
 const MAX_SKEW_SECS: u64 = 300;
@@ -177,6 +177,11 @@ fn to_request(p: &BTreeMap<String, String>, now_secs: u64) -> Result<EventReques
         }
     }
     Ok(r)
+}
+
+/// `GET /postback/v1/{brand_id}`.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/postback/v1/{brand_id}", axum::routing::get(postback))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::http::AppState;
 use crate::metrics::CONTENT_TYPE;
-use crate::startup::AppState;
 
 /// 200 with the OpenMetrics text of every recorded family, or 500 if it
 /// could not be encoded (never a truncated exposition).
@@ -19,4 +19,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// `GET /metrics`.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/metrics", axum::routing::get(metrics))
 }

@@ -19,8 +19,8 @@ use subtle::ConstantTimeEq;
 use clickstitch_shared::{AffiliateId, BrandId};
 
 use crate::error::ApiError;
+use crate::http::AppState;
 use crate::keys::{KeyScope, Permission, Role};
-use crate::startup::AppState;
 
 /// The owner recorded for what the bootstrap operator token does.
 pub const BOOTSTRAP_OWNER: &str = "bootstrap";

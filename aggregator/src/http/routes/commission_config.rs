@@ -14,7 +14,7 @@
 //!   payout runs with the payout entries they appended.
 //!
 //! Owns the query and path parsing and the JSON views. Must not write
-//! anything (configuration is stored by [`crate::routes::commissions`]
+//! anything (configuration is stored by [`crate::http::routes::commissions`]
 //! through the commission job) nor run SQL (the store's
 //! [`crate::store::commission_reads`] does).
 
@@ -28,12 +28,12 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::auth::Operator;
 use crate::commission::{LedgerEntry, Month, Slot, Timestamp};
 use crate::error::{ApiError, Problem};
-use crate::routes::admin::ApiQuery;
-use crate::routes::commissions::decimal;
-use crate::startup::AppState;
+use crate::http::auth::Operator;
+use crate::http::extract::ApiQuery;
+use crate::http::routes::commissions::decimal;
+use crate::http::AppState;
 use crate::store::commission_reads::{
     RunKind, RunProblemRow, StoredDeal, StoredFormula, StoredFxVersion, StoredRun,
 };

@@ -38,17 +38,17 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::auth::{require_operator, ApiCaller, Principal, RiskReviewer};
 use crate::clock::now_ms;
 use crate::error::{ApiError, Problem};
 use crate::events::parse_time;
 use crate::fraud::Signal;
+use crate::http::auth::{require_operator, ApiCaller, Principal, RiskReviewer};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::AppState;
 use crate::keys::Permission;
 use crate::quarantine::{
     Decision, DecisionOutcome, EntityKind, ReviewError, ReviewItem, ReviewPage, Verdict,
 };
-use crate::routes::admin::{ApiJson, ApiQuery};
-use crate::startup::AppState;
 use crate::store::fraud_review::{QueueKey, QueueQuery, QueueStatus};
 
 /// Largest page (`limit`).
@@ -840,6 +840,20 @@ pub async fn sweep_now(
         "held_clicks": report.held.len(),
         "skipped_rows": report.skipped_rows,
     })))
+}
+
+/// The review queue and decision routes (under `/api/v1`).
+pub fn api_routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/fraud/quarantine", get(list))
+        .route("/fraud/quarantine/decisions", post(decide_many))
+        .route("/fraud/quarantine/{kind}/{id}/decision", post(decide))
+}
+
+/// The population sweep route (under `/admin/v1`).
+pub fn admin_routes() -> axum::Router<AppState> {
+    axum::Router::new().route("/fraud/sweep", axum::routing::post(sweep_now))
 }
 
 #[cfg(test)]

@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 
 use clickstitch_shared::BrandId;
 
-use crate::auth::Operator;
 use crate::commission::{ProblemKind, Timestamp};
 use crate::error::{ApiError, Problem};
-use crate::routes::admin::ApiQuery;
-use crate::startup::AppState;
+use crate::http::auth::Operator;
+use crate::http::extract::ApiQuery;
+use crate::http::AppState;
 use crate::store::problems::ProblemFilter;
 
 /// Largest `limit`.

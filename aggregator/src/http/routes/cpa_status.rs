@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 
 use clickstitch_shared::BrandId;
 
-use crate::auth::Operator;
 use crate::cpa_status::{cpa_status, CpaStatusError};
 use crate::error::{ApiError, Problem};
 use crate::events::BrandPlayerId;
-use crate::startup::AppState;
+use crate::http::auth::Operator;
+use crate::http::AppState;
 
 /// The route under `/admin/v1`.
 pub fn admin_routes() -> Router<AppState> {
@@ -63,7 +63,7 @@ pub async fn get_cpa_status(
                 "entry_id": e.id, "kind": e.kind, "affiliate_id": e.affiliate, "slot": e.slot,
                 "revision": e.revision, "amount_minor": e.amount.minor(),
                 "currency": e.amount.currency(),
-                "amount": crate::routes::commissions::decimal(e.amount),
+                "amount": crate::http::routes::commissions::decimal(e.amount),
                 "reason": e.reason, "activity_month": e.activity_month, "booked_in": e.booked_in,
                 "events": e.events,
             })

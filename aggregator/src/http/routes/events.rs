@@ -12,12 +12,12 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::auth::BrandCaller;
 use crate::conversions::{SubmitError, Submitted};
 use crate::error::ApiError;
 use crate::events::{BrandEvent, BrandPlayerId, EventRequest, Source};
-use crate::routes::admin::ApiJson;
-use crate::startup::AppState;
+use crate::http::auth::BrandCaller;
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
 
 /// Header set on replayed answers.
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -86,4 +86,12 @@ pub async fn get_attribution(
         .await?
         .ok_or(ApiError::NotFound("player"))?;
     Ok(Json(attribution))
+}
+
+/// The brand event and attribution routes (under `/api/v1`).
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/events", post(post_event))
+        .route("/players/{player_id}/attribution", get(get_attribution))
 }

@@ -13,12 +13,12 @@ use axum::Json;
 use clickstitch_shared::{Click, GeoBlock};
 use serde::Serialize;
 
-use crate::auth::EdgeCaller;
 use crate::clock::{now_ms, secs};
 use crate::error::{ApiError, Problem};
+use crate::http::auth::EdgeCaller;
+use crate::http::AppState;
 use crate::ingest::{parse_batch, BatchError, RecordKind, Rejection, MAX_LISTED_REJECTIONS};
 use crate::metrics::ClickVerdict;
-use crate::startup::AppState;
 use crate::store::rows::{ClickRow, ClickSummaryRow, GeoBlockRow};
 use crate::store::writer::WriteBatch;
 use crate::store::StoreError;
@@ -175,4 +175,9 @@ pub async fn ingest_clicks(
         }),
     )
         .into_response())
+}
+
+/// The click ingest route (under `/edge/v1`).
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/clicks", axum::routing::post(ingest_clicks))
 }

@@ -1,4 +1,4 @@
-//! HTTP routes, one module per resource. Handlers parse (DTO → domain type),
+//! HTTP routes, one module per area, each with its own `router()`. Handlers parse (DTO → domain type),
 //! call the domain, and map results to responses; no SQL here.
 
 pub mod admin;

@@ -3,7 +3,7 @@
 //! too often. Both answer a JSON 429 with `Retry-After`.
 //!
 //! Owns the buckets and the middleware [`limit`], which runs before any
-//! handler: it asks [`crate::auth::authenticate`] who is calling (the
+//! handler: it asks [`crate::http::auth::authenticate`] who is calling (the
 //! result is kept for the handler's extractors), refuses a request without
 //! valid credentials from a locked-out IP, charges the caller's bucket,
 //! runs the request, and counts a 401 against the client IP. Postbacks carry their secret in the query, so they are
@@ -23,10 +23,10 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::auth::{authenticate, Principal};
 use crate::config::RateLimitSettings;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::http::auth::{authenticate, Principal};
+use crate::http::AppState;
 
 /// Keyed buckets are pruned of idle keys once a limiter holds this many.
 const PRUNE_ABOVE: usize = 100_000;
