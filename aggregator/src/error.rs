@@ -194,6 +194,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::services::clicks::IngestError> for ApiError {
+    fn from(e: crate::services::clicks::IngestError) -> Self {
+        use crate::ingest::BatchError;
+        use crate::services::clicks::IngestError;
+        match e {
+            IngestError::Batch(b @ BatchError::TooManyRecords) => {
+                ApiError::TooManyRecords(b.to_string())
+            }
+            IngestError::Batch(b @ BatchError::Malformed(_)) => ApiError::BadRequest(b.to_string()),
+            IngestError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {

@@ -34,6 +34,7 @@ pub mod presence;
 pub mod quarantine;
 pub mod schedule;
 pub mod server;
+pub mod services;
 pub mod startup;
 pub mod stitching;
 pub mod store;

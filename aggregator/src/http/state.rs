@@ -60,6 +60,17 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
+    /// The click ingest service.
+    pub fn click_ingest(&self) -> crate::services::clicks::ClickIngest<'_> {
+        crate::services::clicks::ClickIngest {
+            catalog: &self.0.catalog,
+            recent: &self.0.clicks,
+            quarantine: &self.0.quarantine,
+            writer: &self.0.writer,
+            metrics: &self.0.metrics,
+        }
+    }
+
     /// The recent-click index.
     pub fn clicks(&self) -> &ClickIndex {
         &self.0.clicks
