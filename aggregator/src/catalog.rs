@@ -23,9 +23,9 @@ use clickstitch_shared::{AffiliateId, BrandId, CampaignId, Click, GeoBlock};
 use clickstitch_shared::{LinkDefinition, LinkTemplate, ShortCode};
 
 use crate::attribution::{TrafficType, TrafficTypes};
-use crate::clock::now;
 use crate::store::{Store, StoreError};
-use crate::throttle::ReloadThrottle;
+use crate::support::clock::now;
+use crate::support::throttle::ReloadThrottle;
 
 /// Minimum time between two reloads triggered by a cache miss.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);

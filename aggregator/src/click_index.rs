@@ -20,9 +20,9 @@ use std::sync::Mutex;
 use clickstitch_shared::{BrandId, ClickId};
 
 use crate::attribution::FoundClick;
-use crate::bounded::BoundedMap;
-use crate::presence::RepeatFilter;
 use crate::store::rows::ClickSummaryRow;
+use crate::support::bounded::BoundedMap;
+use crate::support::presence::RepeatFilter;
 
 /// Recent clicks and the device-repeat filter.
 #[derive(Debug)]

@@ -95,7 +95,7 @@ impl FraudSettings {
 pub struct CommissionSettings {
     /// Run the commission job in the background on this instance. Enable it
     /// on exactly one aggregator: the job is the ledger's single writer
-    /// (see `crate::commission_job`).
+    /// (see `crate::services::commission::job`).
     pub job_enabled: bool,
     /// Seconds between two runs of the background job.
     pub job_interval_secs: u64,
@@ -120,11 +120,11 @@ impl Default for CommissionSettings {
 
 impl CommissionSettings {
     /// When runs go incremental.
-    pub fn run_settings(&self) -> crate::commission_incremental::RunSettings {
-        crate::commission_incremental::RunSettings {
+    pub fn run_settings(&self) -> crate::services::commission::incremental::RunSettings {
+        crate::services::commission::incremental::RunSettings {
             full_reconcile_ms: self.full_reconcile_secs.saturating_mul(1000),
             max_players: self.incremental_max_players,
-            ..crate::commission_incremental::RunSettings::default()
+            ..crate::services::commission::incremental::RunSettings::default()
         }
     }
 }

@@ -33,10 +33,10 @@ use subtle::ConstantTimeEq;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::clock::now;
 use crate::events::hex_sha256;
 use crate::store::{Store, StoreError};
-use crate::throttle::ReloadThrottle;
+use crate::support::clock::now;
+use crate::support::throttle::ReloadThrottle;
 
 /// Minimum time between two reloads triggered by an unknown key.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);

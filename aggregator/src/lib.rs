@@ -5,42 +5,32 @@
 //!
 //! Layout: [`startup`] wires everything and [`server`] serves it;
 //! [`http`] holds the state, the handlers ([`http::routes`]), who may call
-//! them ([`http::auth`]) and how often ([`http::rate_limit`]); [`store`] is the only module that talks to ClickHouse; the jobs
-//! ([`commission_job`], [`fraud_job`], [`sweep`]) expose `run_once` and
-//! `run_until_stopped`. The engines are crates of their own, re-exported
+//! them ([`http::auth`]) and how often ([`http::rate_limit`]);
+//! [`services`] run the flows (click ingest, conversions with stitching,
+//! fraud scoring and review, commissions), and their jobs expose
+//! `run_once` and `run_until_stopped`; [`store`] is the only module that
+//! talks to ClickHouse; [`support`] holds small generic helpers. The
+//! engines are crates of their own, re-exported
 //! here under their old paths: [`attribution`] (`clickstitch-attribution`,
 //! plus its rules loader), [`commission`] (`clickstitch-commission`),
 //! [`fraud`] (`clickstitch-fraud`) and [`money`] (`clickstitch-domain`).
 
 pub mod attribution;
-pub mod bounded;
 pub mod catalog;
 pub mod click_index;
-pub mod clock;
-pub mod commission_facts;
-pub mod commission_incremental;
-pub mod commission_job;
 pub mod config;
-pub mod conversions;
-pub mod cpa_status;
 pub mod error;
 pub mod events;
-pub mod fraud_job;
 pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
-pub mod presence;
-pub mod quarantine;
-pub mod schedule;
 pub mod server;
 pub mod services;
 pub mod startup;
-pub mod stitching;
 pub mod store;
-pub mod sweep;
+pub mod support;
 pub mod telemetry;
-pub mod throttle;
 
 pub use clickstitch_commission as commission;
 pub use clickstitch_domain::money;

@@ -17,18 +17,18 @@ use crate::attribution::{RulesReloader, RulesStore};
 use crate::catalog::Catalog;
 use crate::click_index::ClickIndex;
 use crate::config::{AttributionSettings, Settings};
-use crate::conversions::Conversions;
 use crate::fraud::{FraudPolicies, Scorer};
-use crate::fraud_job::FraudJob;
 use crate::http::{router, AppState, Inner};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::quarantine::Quarantine;
-use crate::stitching::Stitcher;
+use crate::services::conversions::stitching::Stitcher;
+use crate::services::conversions::Conversions;
+use crate::services::fraud::job::FraudJob;
+use crate::services::fraud::quarantine::Quarantine;
+use crate::services::fraud::sweep::PopulationSweep;
 use crate::store::journal::{JournalConfig, PipelineConfig};
 use crate::store::writer::{ClickWriter, EventSink, JournalSetup, WriterConfig, WriterTask};
 use crate::store::{Lookups, Store};
-use crate::sweep::PopulationSweep;
 
 /// A built, bound, not yet serving application.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub struct Application {
     max_body_bytes: usize,
     limits: crate::server::Limits,
     /// The background commission job and its interval, when enabled here.
-    commission_job: Option<(crate::commission_job::CommissionJob, Duration)>,
+    commission_job: Option<(crate::services::commission::job::CommissionJob, Duration)>,
     /// The fraud job and its interval.
     fraud_job: (FraudJob, Duration),
     /// The population sweep the fraud job runs.
@@ -111,7 +111,7 @@ impl Application {
             attribution.single_instance,
         ));
         quarantine
-            .load(crate::clock::now_ms())
+            .load(crate::support::clock::now_ms())
             .await
             .context("loading the fraud state")?;
         let sweep = PopulationSweep::new(
@@ -248,7 +248,7 @@ impl Application {
         let mut keys_stopped = stop_jobs.subscribe();
         let keys_state = state.clone();
         let keys_task = tokio::spawn(async move {
-            crate::schedule::every(
+            crate::support::schedule::every(
                 key_refresh,
                 async move {
                     let _ = keys_stopped.changed().await;
@@ -387,7 +387,7 @@ async fn warm_click_index(
         .max()
         .unwrap_or(0);
     // A day of margin: registrations may be dated a little in the past.
-    let from_ms = crate::clock::now_ms().saturating_sub(longest_ms + 86_400_000);
+    let from_ms = crate::support::clock::now_ms().saturating_sub(longest_ms + 86_400_000);
     let index = ClickIndex::new(
         settings.recent_clicks,
         settings.filter_capacity,

@@ -18,8 +18,8 @@ use clickstitch_aggregator::commission::{
     AffiliateTree, Deal, DealBook, Engine, FormulaBook, FxBook, LedgerEntry, NgrFormula,
     PeriodCalendar, Slot, Timestamp,
 };
-use clickstitch_aggregator::commission_job::player_facts;
-use clickstitch_aggregator::quarantine::{CommissionHold, CommissionHolds};
+use clickstitch_aggregator::services::commission::job::player_facts;
+use clickstitch_aggregator::services::fraud::quarantine::{CommissionHold, CommissionHolds};
 use clickstitch_aggregator::store::ledger::FactEventRow;
 use clickstitch_aggregator::store::rows::AttributionRow;
 

@@ -5,7 +5,7 @@
 //! (the configured operator token), named operators, brands and affiliates
 //! (API keys, see [`crate::keys`]). [`authenticate`] decides once per
 //! request and keeps the [`Principal`] in the request's extensions, so the
-//! rate limiter ([`crate::rate_limit`]) and the extractors agree on it.
+//! rate limiter ([`super::rate_limit`]) and the extractors agree on it.
 //! Tokens are compared in constant time and never logged. Knows nothing of
 //! routes beyond the HTTP method (a read or a change).
 

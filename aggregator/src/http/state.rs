@@ -8,14 +8,14 @@ use std::sync::Arc;
 use crate::catalog::Catalog;
 use crate::click_index::ClickIndex;
 use crate::config::{IngestSettings, Secrets};
-use crate::conversions::Conversions;
 use crate::ingest::TimePolicy;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::quarantine::Quarantine;
+use crate::services::conversions::Conversions;
+use crate::services::fraud::quarantine::Quarantine;
+use crate::services::fraud::sweep::PopulationSweep;
 use crate::store::writer::ClickWriter;
 use crate::store::Store;
-use crate::sweep::PopulationSweep;
 
 /// Shared state of all handlers.
 #[derive(Debug, Clone)]
@@ -45,9 +45,9 @@ pub struct Inner {
     /// Ingest limits.
     pub ingest: IngestSettings,
     /// What commission runs of this process keep between runs.
-    pub commission_memory: Arc<crate::commission_incremental::JobMemory>,
+    pub commission_memory: Arc<crate::services::commission::incremental::JobMemory>,
     /// When commission runs go incremental.
-    pub commission_runs: crate::commission_incremental::RunSettings,
+    pub commission_runs: crate::services::commission::incremental::RunSettings,
     /// The population sweep (also run by the fraud job).
     pub sweep: PopulationSweep,
     /// Per-credential rate limits and the failed-authentication lockout.
@@ -92,8 +92,8 @@ impl AppState {
     }
 
     /// The commission job of this process: its runs share what they keep.
-    pub fn commission_job(&self) -> crate::commission_job::CommissionJob {
-        crate::commission_job::CommissionJob::new(self.0.store.clone())
+    pub fn commission_job(&self) -> crate::services::commission::job::CommissionJob {
+        crate::services::commission::job::CommissionJob::new(self.0.store.clone())
             .with_metrics(Arc::clone(&self.0.metrics))
             .with_memory(
                 Arc::clone(&self.0.commission_memory),

@@ -2,7 +2,7 @@
 //!
 //! Owns the use case behind `POST /edge/v1/clicks`: parse and bound the
 //! batch ([`crate::ingest`]), check every record against the catalogue,
-//! score new clicks and escalate earlier ones ([`crate::quarantine`]),
+//! score new clicks and escalate earlier ones ([`crate::services::fraud::quarantine`]),
 //! write clicks, geo blocks and fraud scores in one group-committed batch,
 //! then — durable only now — feed the recent-click index, hold what scoring
 //! held, and count verdicts. A replayed delivery (the edge retrying a batch
@@ -15,16 +15,16 @@ use clickstitch_shared::{BrandId, Click, GeoBlock};
 
 use crate::catalog::Catalog;
 use crate::click_index::ClickIndex;
-use crate::clock::secs;
 use crate::error::Problem;
 use crate::ingest::{
     parse_batch, BatchError, RecordKind, Rejection, TimePolicy, MAX_LISTED_REJECTIONS,
 };
 use crate::metrics::{ClickVerdict, Metrics};
-use crate::quarantine::Quarantine;
+use crate::services::fraud::quarantine::Quarantine;
 use crate::store::rows::{ClickRow, ClickSummaryRow, GeoBlockRow};
 use crate::store::writer::{ClickWriter, WriteBatch};
 use crate::store::StoreError;
+use crate::support::clock::secs;
 
 /// Why a batch was not ingested (nothing of it is acknowledged).
 #[derive(Debug, thiserror::Error)]

@@ -3,3 +3,6 @@
 //! knows of HTTP.
 
 pub mod clicks;
+pub mod commission;
+pub mod conversions;
+pub mod fraud;

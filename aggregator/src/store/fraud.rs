@@ -2,7 +2,7 @@
 //! query behind quarantine, review, escalation and the window baselines.
 //!
 //! Owns SQL only; the decisions (what is held, what a review does) belong
-//! to [`crate::quarantine`]. Values reaching SQL text are UUIDs, numbers,
+//! to [`crate::services::fraud::quarantine`]. Values reaching SQL text are UUIDs, numbers,
 //! enum names chosen here, or strings escaped by [`sql_string`]; queries
 //! that splice strings run with `query_raw` (a `?` in an id is no
 //! placeholder).

@@ -2,7 +2,7 @@
 //! ClickHouse (filters, keyset cursor, newest score per entity), the
 //! decisions on given entities, and decisions written in one INSERT.
 //!
-//! Owns SQL only; what a decision does belongs to [`crate::quarantine`].
+//! Owns SQL only; what a decision does belongs to [`crate::services::fraud::quarantine`].
 //! Every query splices literals (UUIDs, numbers, enum names and signal
 //! codes chosen here, ids escaped by [`sql_string`]) and runs with
 //! `query_raw`, so that a `?` in an entity id is no bind placeholder.

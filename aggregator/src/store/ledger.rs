@@ -9,7 +9,7 @@
 //! issues `ALTER … UPDATE/DELETE`: the ledger and the statements are only
 //! ever appended to. Must not decide anything about commissions (the
 //! engine in [`crate::commission`] does) nor serialise writers (the job in
-//! [`crate::commission_job`] holds the single-writer lock around every
+//! [`crate::services::commission::job`] holds the single-writer lock around every
 //! append).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +21,6 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::clock::secs;
 use crate::commission::ledger::Detail;
 use crate::commission::revenue::LineKind;
 use crate::commission::{
@@ -29,6 +28,7 @@ use crate::commission::{
     Slot, Timestamp,
 };
 use crate::money::{Currency, FxTable, Rate};
+use crate::support::clock::secs;
 use clickstitch_domain::units::DAY_MS;
 
 use super::rows::AttributionRow;

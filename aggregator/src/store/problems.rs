@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::commission::RunProblem;
-use crate::commission_job::problem_key;
+use crate::services::commission::job::problem_key;
 
 use super::{Store, StoreError};
 
@@ -84,7 +84,7 @@ impl Store {
             .iter()
             .map(|p| ProblemRow {
                 run_id,
-                run_at: crate::clock::secs(now_ms),
+                run_at: crate::support::clock::secs(now_ms),
                 run_at_ms: now_ms,
                 problem_key: problem_key(p),
                 kind: p.kind.code().to_owned(),

@@ -3,7 +3,7 @@
 //! flagged group.
 //!
 //! Owns SQL only; what is flagged and held belongs to
-//! [`crate::fraud::population`] and [`crate::sweep`]. Spliced values are
+//! [`crate::fraud::population`] and [`crate::services::fraud::sweep`]. Spliced values are
 //! UUIDs, numbers and strings escaped by [`sql_string`]; queries run with
 //! `query_raw`. The SQL runs on ClickHouse 18.16 and on current releases
 //! (click ids are compared as text; `docs/clickhouse.md`, "Population

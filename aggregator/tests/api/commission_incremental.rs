@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use clickstitch_aggregator::commission_incremental::{JobMemory, RunSettings};
-use clickstitch_aggregator::commission_job::CommissionJob;
+use clickstitch_aggregator::services::commission::incremental::{JobMemory, RunSettings};
+use clickstitch_aggregator::services::commission::job::CommissionJob;
 use clickstitch_aggregator::store::Store;
 
 use crate::commissions::{at, brand, cpa, deal, flat, game, post, qualify, run, spawn, version};

@@ -19,7 +19,10 @@ use crate::commissions::{
 use crate::helpers::{click, Fixture, TestApp, OPERATOR_TOKEN};
 
 /// The CPA of `affiliate` in a run report (sum of its CPA entries).
-fn cpa_of(report: &clickstitch_aggregator::commission_job::RunReport, affiliate: &str) -> i64 {
+fn cpa_of(
+    report: &clickstitch_aggregator::services::commission::job::RunReport,
+    affiliate: &str,
+) -> i64 {
     of_slot(report, |s| matches!(s, Slot::Cpa { .. }))
         .iter()
         .filter(|e| e.affiliate.to_string() == affiliate)

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use clickstitch_aggregator::commission::ledger::Detail;
 use clickstitch_aggregator::commission::{EntryKind, Gate, LedgerEntry, Reason, Slot, Timestamp};
-use clickstitch_aggregator::commission_job::{CommissionJob, RunReport};
+use clickstitch_aggregator::services::commission::job::{CommissionJob, RunReport};
 use clickstitch_aggregator::store::Store;
 use clickstitch_shared::{ClickIdGenerator, RawClick};
 

@@ -38,7 +38,7 @@ use clickstitch_aggregator::fraud::scenario::{
     generate, Event, Scenario, ScenarioConfig, SWEEP_EVERY_MS,
 };
 use clickstitch_aggregator::fraud::{Capacity, FraudPolicies, Scorer, SignalHit};
-use clickstitch_aggregator::sweep::SWEEP_MARK;
+use clickstitch_aggregator::services::fraud::sweep::SWEEP_MARK;
 use clickstitch_shared::{BrandId, ClickIdGenerator, RawClick};
 
 use crate::helpers::{fraud_dir, now_ms, spawn_app_with, Options, TestApp};

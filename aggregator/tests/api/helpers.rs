@@ -45,7 +45,7 @@ pub(crate) struct TestApp {
     /// The app's population sweep (run at a chosen time by replay tests).
     /// It holds a handle on the app's event writer, so [`TestApp::stop`]
     /// drops it first (the writer finishes when its last handle goes).
-    pub sweep: Option<clickstitch_aggregator::sweep::PopulationSweep>,
+    pub sweep: Option<clickstitch_aggregator::services::fraud::sweep::PopulationSweep>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }

@@ -27,8 +27,8 @@ use clap::Parser;
 use uuid::Uuid;
 
 use clickstitch_aggregator::commission::{Deal, NgrFormula, Timestamp};
-use clickstitch_aggregator::commission_incremental::{JobMemory, RunSettings};
-use clickstitch_aggregator::commission_job::{CommissionJob, RunReport};
+use clickstitch_aggregator::services::commission::incremental::{JobMemory, RunSettings};
+use clickstitch_aggregator::services::commission::job::{CommissionJob, RunReport};
 use clickstitch_aggregator::store::{migrations, ClickHouseConfig, Store};
 
 /// Generates a commission history and times the job over it.

@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::http::auth::EdgeCaller;
 use crate::http::AppState;
 use crate::ingest::Rejection;
+use crate::support::clock::now_ms;
 
 #[derive(Debug, Serialize)]
 struct Accepted {

@@ -27,7 +27,6 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::clock::now_ms;
 use crate::commission::ledger::FormulaRef;
 use crate::commission::{
     balances, state_of, Detail, EntryKind, EntryState, Gate, LedgerEntry, Month, PeriodCalendar,
@@ -41,6 +40,7 @@ use crate::http::AppState;
 use crate::money::{Currency, Money};
 use crate::store::commission_reads::{AffiliatePage, SlotBrands};
 use crate::store::ledger::brands_of;
+use crate::support::clock::now_ms;
 
 /// The commission routes under `/api/v1` (operator, brand or affiliate).
 pub fn api_routes() -> Router<AppState> {
@@ -64,7 +64,7 @@ pub const MAX_LINES: usize = 1_000;
 pub const DEFAULT_LINES: usize = 200;
 
 /// `GET /api/v1/commissions` query (every field as text, parsed by
-/// [`CommissionsQuery::parse`] so that a bad value is a 422 naming it).
+/// `CommissionsQuery::parse` so that a bad value is a 422 naming it).
 #[derive(Debug, Default, Deserialize)]
 pub struct CommissionsQuery {
     /// Affiliates per page, 1..=200 (default 50).

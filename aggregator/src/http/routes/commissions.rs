@@ -25,15 +25,15 @@ use uuid::Uuid;
 
 use clickstitch_shared::BrandId;
 
-use crate::clock::now_ms;
 use crate::commission::{Deal, Month, NgrFormula, Timestamp};
-use crate::commission_job::{CommissionError, CommissionJob, RunReport, Saved};
 use crate::error::{ApiError, Problem};
 use crate::http::auth::{Finance, Operator};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
 use crate::money::{Currency, Money, Rate};
+use crate::services::commission::job::{CommissionError, CommissionJob, RunReport, Saved};
 use crate::store::ledger::{LedgerStoreError, StoredFxTable};
+use crate::support::clock::now_ms;
 
 /// The commission routes under `/admin/v1` (operator token).
 pub fn admin_routes() -> Router<AppState> {

@@ -4,7 +4,7 @@
 //! player's ledger lines and any problem holding them.
 //!
 //! Owns the path parsing and the JSON view. Must not compute anything
-//! (that is [`crate::cpa_status`]).
+//! (that is [`crate::services::commission::cpa_status`]).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 
 use clickstitch_shared::BrandId;
 
-use crate::cpa_status::{cpa_status, CpaStatusError};
 use crate::error::{ApiError, Problem};
 use crate::events::BrandPlayerId;
 use crate::http::auth::Operator;
 use crate::http::AppState;
+use crate::services::commission::cpa_status::{cpa_status, CpaStatusError};
 
 /// The route under `/admin/v1`.
 pub fn admin_routes() -> Router<AppState> {

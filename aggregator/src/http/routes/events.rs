@@ -12,12 +12,12 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::conversions::{SubmitError, Submitted};
 use crate::error::ApiError;
 use crate::events::{BrandEvent, BrandPlayerId, EventRequest, Source};
 use crate::http::auth::BrandCaller;
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
+use crate::services::conversions::{SubmitError, Submitted};
 
 /// Header set on replayed answers.
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -66,7 +66,7 @@ pub async fn post_event(
         .into_event(
             brand,
             Source::Api,
-            &state.event_time_policy(crate::clock::now_ms()),
+            &state.event_time_policy(crate::support::clock::now_ms()),
         )
         .map_err(ApiError::Validation)?;
     submit(&state, event).await

@@ -21,7 +21,7 @@
 //!
 //! Owns parsing (every bad value is a 422 naming its field), the cursor,
 //! the callers' scopes and the JSON views; what a decision does belongs to
-//! [`crate::quarantine`]. The operator token sees and decides every brand's
+//! [`crate::services::fraud::quarantine`]. The operator token sees and decides every brand's
 //! holds, a brand key its own brand's (a `brand_id` filter naming another
 //! brand gives an empty page; another brand's entity in a bulk decision is
 //! `forbidden`); affiliate keys get 403.
@@ -38,7 +38,6 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::clock::now_ms;
 use crate::error::{ApiError, Problem};
 use crate::events::parse_time;
 use crate::fraud::Signal;
@@ -46,10 +45,11 @@ use crate::http::auth::{require_operator, ApiCaller, Principal, RiskReviewer};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::AppState;
 use crate::keys::Permission;
-use crate::quarantine::{
+use crate::services::fraud::quarantine::{
     Decision, DecisionOutcome, EntityKind, ReviewError, ReviewItem, ReviewPage, Verdict,
 };
 use crate::store::fraud_review::{QueueKey, QueueQuery, QueueStatus};
+use crate::support::clock::now_ms;
 
 /// Largest page (`limit`).
 pub const MAX_LIMIT: usize = 500;
@@ -661,7 +661,7 @@ fn parse_entities(
 enum BulkOutcome {
     /// The caller may not decide it (another brand's, for a brand key).
     Forbidden,
-    /// Looked at by [`crate::quarantine`].
+    /// Looked at by [`crate::services::fraud::quarantine`].
     Looked(DecisionOutcome),
 }
 

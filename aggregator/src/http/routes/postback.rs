@@ -46,7 +46,7 @@ pub async fn postback(
             return Err(ApiError::BadRequest("a parameter is repeated".into()));
         }
     }
-    let now_ms = crate::clock::now_ms();
+    let now_ms = crate::support::clock::now_ms();
     // The current secret, and the previous one while a rotation's overlap
     // lasts.
     let secrets = state.keys().accepted_postback_secrets(brand, now_ms);
@@ -72,7 +72,7 @@ pub async fn postback(
         .into_event(
             brand,
             Source::Postback,
-            &state.event_time_policy(crate::clock::now_ms()),
+            &state.event_time_policy(crate::support::clock::now_ms()),
         )
         .map_err(ApiError::Validation)?;
     submit(&state, event).await

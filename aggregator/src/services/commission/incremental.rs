@@ -35,7 +35,7 @@ use crate::commission::{
     AffiliateTree, DealBook, Engine, FormulaBook, FxBook, LedgerEntry, Link, PeriodCalendar,
     PlayerId,
 };
-use crate::commission_job::{append, facts_from, RunReport};
+use crate::services::commission::job::{append, facts_from, RunReport};
 use crate::store::Store;
 
 /// When to run incrementally.

@@ -14,7 +14,7 @@ use clickstitch_shared::{AffiliateId, BrandId};
 
 use crate::commission::cpa::{self, CpaOutcome, RuleCheck};
 use crate::commission::{DealBook, LedgerEntry, RunProblem};
-use crate::commission_job::facts_from;
+use crate::services::commission::job::facts_from;
 use crate::store::ledger::{LedgerScope, LedgerStoreError};
 use crate::store::{Store, StoreError};
 

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::clock::now_ms;
 use crate::fraud::FraudPolicies;
 use crate::metrics::Metrics;
-use crate::quarantine::Quarantine;
-use crate::sweep::PopulationSweep;
+use crate::services::fraud::quarantine::Quarantine;
+use crate::services::fraud::sweep::PopulationSweep;
+use crate::support::clock::now_ms;
 
 /// The fraud job.
 #[derive(Debug)]
@@ -103,7 +103,7 @@ impl FraudJob {
 
     /// Runs every `every` until `shutdown` completes.
     pub async fn run_until_stopped(self, every: Duration, shutdown: impl Future<Output = ()>) {
-        crate::schedule::every(every, shutdown, || async {
+        crate::support::schedule::every(every, shutdown, || async {
             if let Err(e) = self.run_once(now_ms()).await {
                 tracing::error!(error = format!("{e:#}"), "fraud job run failed");
             }

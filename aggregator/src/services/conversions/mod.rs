@@ -23,6 +23,8 @@
 //! decision in [`crate::attribution`]. Must not compute commissions (the
 //! commission job reads the stored events).
 
+pub mod stitching;
+
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -32,18 +34,18 @@ use tokio::sync::Mutex;
 
 use clickstitch_shared::BrandId;
 
-use crate::bounded::BoundedMap;
 use crate::catalog::Catalog;
-use crate::clock::now_ms;
 use crate::commission::{Month, NgrFormula, Timestamp};
 use crate::events::{BrandEvent, EventKind};
 use crate::money::Currency;
-use crate::presence::PresenceFilter;
-use crate::quarantine::Quarantine;
-use crate::stitching::Stitcher;
+use crate::services::conversions::stitching::Stitcher;
+use crate::services::fraud::quarantine::Quarantine;
 use crate::store::rows::{PlayerEventRow, PlayerRow, StoredEventRow};
 use crate::store::writer::{EventSink, Receipt, WriteBatch};
 use crate::store::{Lookups, StoreError};
+use crate::support::bounded::BoundedMap;
+use crate::support::clock::now_ms;
+use crate::support::presence::PresenceFilter;
 
 /// Lock shards for in-flight event ids.
 const SHARDS: usize = 64;
@@ -335,7 +337,7 @@ impl Conversions {
                     by_event_id: event.event_id.as_str().to_owned(),
                     kind,
                     brand_player_id: event.brand_player_id.as_str().to_owned(),
-                    voided_at: crate::clock::secs(received_ms),
+                    voided_at: crate::support::clock::secs(received_ms),
                     voided_at_ms: received_ms,
                     reason,
                 }))
@@ -527,8 +529,8 @@ impl Conversions {
                 "quarantined": score.quarantined,
                 "policy_version": score.policy_version,
                 "signals": score.hits,
-                "scored_as": crate::quarantine::EntityKind::from_code(row.entity_kind)
-                    .map(crate::quarantine::EntityKind::as_str),
+                "scored_as": crate::services::fraud::quarantine::EntityKind::from_code(row.entity_kind)
+                    .map(crate::services::fraud::quarantine::EntityKind::as_str),
             });
             if !score.escalations.is_empty() {
                 // Earlier entities this one shows to be fraud too: stored

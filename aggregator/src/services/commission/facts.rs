@@ -195,7 +195,7 @@ fn attribution(row: &AttributionRow) -> Result<Option<Attribution>, FactProblem>
 pub fn player_facts(
     attributions: &[AttributionRow],
     events: &[FactEventRow],
-    holds: &crate::quarantine::CommissionHolds,
+    holds: &crate::services::fraud::quarantine::CommissionHolds,
 ) -> LoadedFacts {
     let mut by_player: BTreeMap<(Uuid, &str), Vec<&FactEventRow>> = BTreeMap::new();
     for e in events {
@@ -222,7 +222,7 @@ pub fn player_facts(
             continue;
         };
         let hold = holds.get(&(a.brand_id, a.brand_player_id.clone()));
-        let held = hold == Some(&crate::quarantine::CommissionHold::Pending);
+        let held = hold == Some(&crate::services::fraud::quarantine::CommissionHold::Pending);
         if held {
             out.held.push(format!(
                 "player {player} at brand {brand}: quarantined, awaiting fraud review"
@@ -247,7 +247,7 @@ pub fn player_facts(
                     facts.push(f);
                 }
             }
-            if let Some(crate::quarantine::CommissionHold::Rejected {
+            if let Some(crate::services::fraud::quarantine::CommissionHold::Rejected {
                 review_id,
                 decided_at_ms,
             }) = hold
@@ -509,9 +509,9 @@ mod tests {
 
     #[test]
     fn a_player_awaiting_fraud_review_is_passed_without_attribution() {
-        let holds = crate::quarantine::CommissionHolds::from([(
+        let holds = crate::services::fraud::quarantine::CommissionHolds::from([(
             (brand(), "p-1".to_owned()),
-            crate::quarantine::CommissionHold::Pending,
+            crate::services::fraud::quarantine::CommissionHold::Pending,
         )]);
         let loaded = player_facts(&[attribution_row(2)], &journey(), &holds);
         assert_eq!(loaded.players.len(), 1);

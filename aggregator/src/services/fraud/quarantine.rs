@@ -22,8 +22,6 @@ use clickstitch_shared::bot::BotVerdict;
 use clickstitch_shared::fingerprint::{device_fingerprint, DeviceSignals, Hash128, VisitorId};
 use clickstitch_shared::{AffiliateId, BrandId, Click, ClickId, CountryCode, ShortCode};
 
-use crate::bounded::BoundedMap;
-use crate::clock::secs;
 use crate::events::{BrandEvent, EventKind};
 use crate::fraud::{
     aligned_cutoff, AffiliateBaselineRow, ClickBaselineRow, ClickContext, ClickFacts, Escalation,
@@ -31,11 +29,13 @@ use crate::fraud::{
     RegistrationFacts, Score, Scorer, SignalHit,
 };
 use crate::metrics::{Metrics, ScoredKind};
-use crate::presence::PresenceFilter;
 use crate::store::fraud::{first_decisions, kind, FraudReviewRow, FraudScoreRow};
 use crate::store::fraud_review::{QueueKey, QueueQuery};
 use crate::store::rows::ClickSummaryRow;
 use crate::store::{Store, StoreError};
+use crate::support::bounded::BoundedMap;
+use crate::support::clock::secs;
+use crate::support::presence::PresenceFilter;
 
 /// What was scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -20,14 +20,14 @@ use crate::attribution::{
     attribute, visitor_query, AttributionStatus, Decision, FoundClick, KycEvent, Registration,
     RulesStore,
 };
-use crate::bounded::BoundedMap;
 use crate::catalog::Catalog;
 use crate::click_index::ClickIndex;
 use crate::events::{BrandEvent, BrandPlayerId, EventKind, KycStatus, PlayerId};
-use crate::quarantine::{EntityKind, Quarantine};
+use crate::services::fraud::quarantine::{EntityKind, Quarantine};
 use crate::store::queries::VisitorKey;
 use crate::store::rows::{AttributionRow, ClickSummaryRow};
 use crate::store::{Lookups, Store, StoreError};
+use crate::support::bounded::BoundedMap;
 
 /// An attribution row to store and the answer to give.
 #[derive(Debug, Clone)]
@@ -331,7 +331,7 @@ impl Stitcher {
         };
         let transition = current.on_kyc(kyc_event);
         row.status = status_value(transition.status);
-        row.decided_at = crate::clock::secs(now_ms);
+        row.decided_at = crate::support::clock::secs(now_ms);
         row.decided_at_ms = now_ms;
         row.version = now_ms.max(row.version + 1);
         Ok(Some(Stitched {
@@ -385,7 +385,7 @@ fn to_row(event: &BrandEvent, decision: &Decision, now_ms: u64) -> AttributionRo
         credit_click_ids: Vec::new(),
         credit_bps: Vec::new(),
         decision: serde_json::to_string(decision).unwrap_or_default(),
-        decided_at: crate::clock::secs(now_ms),
+        decided_at: crate::support::clock::secs(now_ms),
         decided_at_ms: now_ms,
         version: now_ms,
     };

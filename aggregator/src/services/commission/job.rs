@@ -3,11 +3,11 @@
 //! A full run reads everything the pure engine ([`crate::commission`])
 //! needs from ClickHouse — every attributed player's facts (from
 //! `player_events` and `attributions`, mapped by
-//! [`crate::commission_facts`]), the deals, NGR formulas, FX tables, the
+//! [`crate::services::commission::facts`]), the deals, NGR formulas, FX tables, the
 //! affiliate tree, the period calendar and the complete ledger — runs the
 //! engine and appends the entries, NGR statements and problems it returns;
 //! later runs of the same process are incremental
-//! ([`crate::commission_incremental`]).
+//! ([`crate::services::commission::incremental`]).
 //! Period closes, payout runs and the commission configuration (deals,
 //! formulas, FX tables) are written here too, because they change what the
 //! next run computes.
@@ -35,7 +35,7 @@
 //!
 //! A full run recomputes everything from all facts, so its cost grows with
 //! the number of attributed players and events; an incremental run costs
-//! what changed (see [`crate::commission_incremental`]). The ledger a run
+//! what changed (see [`crate::services::commission::incremental`]). The ledger a run
 //! appends stays small: one entry per slot whose amount changed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,7 +48,6 @@ use uuid::Uuid;
 
 use clickstitch_shared::AffiliateId;
 
-use crate::clock::now_ms;
 use crate::commission::{
     payout, Deal, LedgerEntry, Month, NgrFormula, PayoutDecision, PayoutRun, ProblemKind,
     RunProblem, Slot, Timestamp,
@@ -57,6 +56,7 @@ use crate::error::Problem;
 use crate::money::Money;
 use crate::store::ledger::{LedgerScope, LedgerStoreError, RunRow, StoredFxTable};
 use crate::store::{Store, StoreError};
+use crate::support::clock::now_ms;
 
 /// Appends a run's output: statements first (an entry is never visible
 /// before the statements it names; a failure in between leaves statements
@@ -84,7 +84,7 @@ pub(crate) async fn append(
     Ok(())
 }
 
-pub use crate::commission_facts::{player_facts, LoadedFacts};
+pub use crate::services::commission::facts::{player_facts, LoadedFacts};
 
 /// The engine's facts of `attributions` from their stored `events`: voided
 /// and corrected events left out (they stay stored), fraud holds applied.
@@ -97,7 +97,7 @@ pub async fn facts_from(
 ) -> Result<LoadedFacts, StoreError> {
     let voided = store.load_voided().await?;
     events.retain(|e| !voided.contains(&(e.brand_id, e.event_id.clone())));
-    let holds = crate::quarantine::Quarantine::commission_holds(store).await?;
+    let holds = crate::services::fraud::quarantine::Quarantine::commission_holds(store).await?;
     Ok(player_facts(attributions, &events, &holds))
 }
 
@@ -248,8 +248,8 @@ pub enum Saved {
 pub struct CommissionJob {
     store: Store,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
-    memory: Option<std::sync::Arc<crate::commission_incremental::JobMemory>>,
-    run_settings: crate::commission_incremental::RunSettings,
+    memory: Option<std::sync::Arc<crate::services::commission::incremental::JobMemory>>,
+    run_settings: crate::services::commission::incremental::RunSettings,
 }
 
 /// Keys of the problems of the previous run in this process: a problem is
@@ -263,7 +263,7 @@ impl CommissionJob {
             store,
             metrics: None,
             memory: None,
-            run_settings: crate::commission_incremental::RunSettings::default(),
+            run_settings: crate::services::commission::incremental::RunSettings::default(),
         }
     }
 
@@ -273,8 +273,8 @@ impl CommissionJob {
     /// `settings.full_reconcile_ms`. Without it every run is a full run.
     pub fn with_memory(
         mut self,
-        memory: std::sync::Arc<crate::commission_incremental::JobMemory>,
-        settings: crate::commission_incremental::RunSettings,
+        memory: std::sync::Arc<crate::services::commission::incremental::JobMemory>,
+        settings: crate::services::commission::incremental::RunSettings,
     ) -> Self {
         self.memory = Some(memory);
         self.run_settings = settings;
@@ -342,7 +342,7 @@ impl CommissionJob {
     /// Runs the job every `every` (first at once) until `shutdown`
     /// completes. Failures are logged and retried at the next tick.
     pub async fn run_until_stopped(self, every: Duration, shutdown: impl Future<Output = ()>) {
-        crate::schedule::every(every, shutdown, || async {
+        crate::support::schedule::every(every, shutdown, || async {
             match self.run_once(now_ms()).await {
                 Ok(r) if r.entries.is_empty() => {
                     tracing::debug!(players = r.players, "commission run: nothing to append");
@@ -364,16 +364,16 @@ impl CommissionJob {
     /// Recorded with `actor` [`JOB_ACTOR`].
     pub async fn run_locked(&self, _guard: &WriterGuard, now_ms: u64) -> anyhow::Result<RunReport> {
         let run_id = Uuid::now_v7();
-        let started_ms = crate::clock::now_ms();
+        let started_ms = crate::support::clock::now_ms();
         let result = self.compute_and_append(run_id, now_ms).await;
         self.observe(&result);
         let row = match &result {
             Ok(r) => RunRow {
                 run_id,
                 kind: 1,
-                started_at: crate::clock::secs(started_ms),
+                started_at: crate::support::clock::secs(started_ms),
                 started_at_ms: started_ms,
-                finished_at_ms: crate::clock::now_ms(),
+                finished_at_ms: crate::support::clock::now_ms(),
                 now_ms,
                 players: count(r.players),
                 skipped_players: count(r.skipped_players.len() + r.problems.len()),
@@ -387,9 +387,9 @@ impl CommissionJob {
             Err(e) => RunRow {
                 run_id,
                 kind: 1,
-                started_at: crate::clock::secs(started_ms),
+                started_at: crate::support::clock::secs(started_ms),
                 started_at_ms: started_ms,
-                finished_at_ms: crate::clock::now_ms(),
+                finished_at_ms: crate::support::clock::now_ms(),
                 now_ms,
                 players: 0,
                 skipped_players: 0,
@@ -409,21 +409,21 @@ impl CommissionJob {
     }
 
     async fn compute_and_append(&self, run_id: Uuid, now_ms: u64) -> anyhow::Result<RunReport> {
-        let started = crate::clock::now_ms();
-        let config = crate::commission_incremental::Config::load(&self.store).await?;
+        let started = crate::support::clock::now_ms();
+        let config = crate::services::commission::incremental::Config::load(&self.store).await?;
         let plan = match self.memory.as_ref().and_then(|m| m.take()) {
             Some(m) => {
                 m.plan(&config, started, &self.store, &self.run_settings)
                     .await?
             }
-            None => crate::commission_incremental::Plan::Full {
+            None => crate::services::commission::incremental::Plan::Full {
                 reconcile: false,
                 why: "nothing kept from an earlier run in this process",
             },
         };
         let run = match plan {
-            crate::commission_incremental::Plan::Incremental { memory, changed } => {
-                crate::commission_incremental::incremental(
+            crate::services::commission::incremental::Plan::Incremental { memory, changed } => {
+                crate::services::commission::incremental::incremental(
                     &self.store,
                     &config,
                     memory,
@@ -433,7 +433,7 @@ impl CommissionJob {
                 )
                 .await?
             }
-            crate::commission_incremental::Plan::Full { reconcile, why } => {
+            crate::services::commission::incremental::Plan::Full { reconcile, why } => {
                 tracing::debug!(why, "full commission run");
                 self.full(&config, run_id, now_ms, reconcile).await?
             }
@@ -448,11 +448,14 @@ impl CommissionJob {
     /// A full run: every attribution, event and ledger entry.
     async fn full(
         &self,
-        config: &crate::commission_incremental::Config,
+        config: &crate::services::commission::incremental::Config,
         run_id: Uuid,
         now_ms: u64,
         reconcile: bool,
-    ) -> anyhow::Result<(RunReport, crate::commission_incremental::AfterRun)> {
+    ) -> anyhow::Result<(
+        RunReport,
+        crate::services::commission::incremental::AfterRun,
+    )> {
         let store = &self.store;
         let attributions = store
             .load_attributions()
@@ -507,7 +510,7 @@ impl CommissionJob {
             .filter(|e| !matches!(e.slot, Slot::Payout { .. }))
             .count()
             + output.entries.len();
-        let kept = crate::commission_incremental::AfterRun {
+        let kept = crate::services::commission::incremental::AfterRun {
             kept: crate::commission::incremental::Kept::from_full(&output),
             ledger_rows: ledger_rows as u64,
             last_full_ms: None,
@@ -672,9 +675,9 @@ impl CommissionJob {
         let row = RunRow {
             run_id,
             kind: 2,
-            started_at: crate::clock::secs(now_ms),
+            started_at: crate::support::clock::secs(now_ms),
             started_at_ms: now_ms,
-            finished_at_ms: crate::clock::now_ms(),
+            finished_at_ms: crate::support::clock::now_ms(),
             now_ms,
             players: 0,
             skipped_players: 0,

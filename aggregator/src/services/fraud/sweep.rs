@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::fraud::{self, ClickGroup, ClickTally, Finding, FraudPolicies, SignalHit};
 use crate::metrics::Metrics;
-use crate::quarantine::{EntityKind, Quarantine};
+use crate::services::fraud::quarantine::{EntityKind, Quarantine};
 use crate::store::fraud::{kind, FraudScoreRow, ScopeClickRow};
 use crate::store::sweep::{BrandSet, ClickFilter};
 use crate::store::writer::EventSink;
