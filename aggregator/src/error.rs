@@ -1,6 +1,8 @@
 //! The one error type of the HTTP API. Every failure becomes a JSON body
 //! `{"error": code, "message": text, "details": [...]}` with a fitting
 //! status; 503 (with `Retry-After`) only for failures worth retrying.
+//! Every service error is mapped to it here, in one place (the `From`
+//! impls at the end), so handlers only write `?`.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +10,9 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::catalog::CatalogError;
+use crate::services::commission::cpa_status::CpaStatusError;
+use crate::services::commission::job::CommissionError;
+use crate::store::ledger::LedgerStoreError;
 use crate::store::StoreError;
 
 /// One problem with one field of a request.
@@ -230,6 +235,65 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             R::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
             R::BytesRejection(_) => ApiError::PayloadTooLarge,
             other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<CommissionError> for ApiError {
+    fn from(e: CommissionError) -> Self {
+        if e.is_retryable() {
+            tracing::warn!(error = %e, "storage unavailable");
+            return ApiError::Unavailable;
+        }
+        match e {
+            CommissionError::Invalid(problems) => ApiError::Validation(problems),
+            CommissionError::Conflict(message) => ApiError::Conflict(message),
+            CommissionError::Job(e) => ApiError::Conflict(format!(
+                "the commission job, run first, failed (nothing was stored): {e:#}"
+            )),
+            CommissionError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<LedgerStoreError> for ApiError {
+    fn from(e: LedgerStoreError) -> Self {
+        match e {
+            LedgerStoreError::Store(s) => s.into(),
+            corrupt @ LedgerStoreError::Corrupt { .. } => ApiError::Internal(corrupt.to_string()),
+        }
+    }
+}
+
+impl From<CpaStatusError> for ApiError {
+    fn from(e: CpaStatusError) -> Self {
+        match e {
+            CpaStatusError::Store(s) => s.into(),
+            CpaStatusError::Ledger(l) => l.into(),
+        }
+    }
+}
+
+impl From<crate::services::fraud::quarantine::ReviewError> for ApiError {
+    fn from(e: crate::services::fraud::quarantine::ReviewError) -> Self {
+        use crate::services::fraud::quarantine::ReviewError;
+        match e {
+            ReviewError::NotQuarantined { .. } => ApiError::NotFound("quarantined entity"),
+            ReviewError::AlreadyDecided { .. } => ApiError::Conflict(e.to_string()),
+            ReviewError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::services::conversions::SubmitError> for ApiError {
+    fn from(e: crate::services::conversions::SubmitError) -> Self {
+        use crate::services::conversions::SubmitError;
+        match e {
+            SubmitError::Conflict(id) => ApiError::Conflict(format!(
+                "event_id {id} was already used with a different payload"
+            )),
+            SubmitError::Invalid(problems) => ApiError::Validation(problems),
+            SubmitError::Store(e) => e.into(),
         }
     }
 }

@@ -32,7 +32,7 @@ use crate::http::extract::ApiJson;
 use crate::http::AppState;
 use crate::money::{Currency, Money, Rate};
 use crate::services::commission::job::{CommissionError, CommissionJob, RunReport, Saved};
-use crate::store::ledger::{LedgerStoreError, StoredFxTable};
+use crate::store::ledger::StoredFxTable;
 use crate::support::clock::now_ms;
 
 /// The commission routes under `/admin/v1` (operator token).
@@ -85,32 +85,6 @@ pub fn admin_routes() -> Router<AppState> {
             "/payouts/{run_id}",
             get(crate::http::routes::commission_config::get_payout),
         )
-}
-
-impl From<CommissionError> for ApiError {
-    fn from(e: CommissionError) -> Self {
-        if e.is_retryable() {
-            tracing::warn!(error = %e, "storage unavailable");
-            return ApiError::Unavailable;
-        }
-        match e {
-            CommissionError::Invalid(problems) => ApiError::Validation(problems),
-            CommissionError::Conflict(message) => ApiError::Conflict(message),
-            CommissionError::Job(e) => ApiError::Conflict(format!(
-                "the commission job, run first, failed (nothing was stored): {e:#}"
-            )),
-            CommissionError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<LedgerStoreError> for ApiError {
-    fn from(e: LedgerStoreError) -> Self {
-        match e {
-            LedgerStoreError::Store(s) => s.into(),
-            corrupt @ LedgerStoreError::Corrupt { .. } => ApiError::Internal(corrupt.to_string()),
-        }
-    }
 }
 
 fn job(state: &AppState) -> CommissionJob {

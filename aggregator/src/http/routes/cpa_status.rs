@@ -17,7 +17,7 @@ use crate::error::{ApiError, Problem};
 use crate::events::BrandPlayerId;
 use crate::http::auth::Operator;
 use crate::http::AppState;
-use crate::services::commission::cpa_status::{cpa_status, CpaStatusError};
+use crate::services::commission::cpa_status::cpa_status;
 
 /// The route under `/admin/v1`.
 pub fn admin_routes() -> Router<AppState> {
@@ -25,15 +25,6 @@ pub fn admin_routes() -> Router<AppState> {
         "/commissions/players/{brand_id}/{player_id}",
         get(get_cpa_status),
     )
-}
-
-impl From<CpaStatusError> for ApiError {
-    fn from(e: CpaStatusError) -> Self {
-        match e {
-            CpaStatusError::Store(s) => s.into(),
-            CpaStatusError::Ledger(l) => l.into(),
-        }
-    }
 }
 
 /// The handler.

@@ -17,7 +17,7 @@ use crate::events::{BrandEvent, BrandPlayerId, EventRequest, Source};
 use crate::http::auth::BrandCaller;
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
-use crate::services::conversions::{SubmitError, Submitted};
+use crate::services::conversions::Submitted;
 
 /// Header set on replayed answers.
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -46,11 +46,7 @@ pub async fn submit(state: &AppState, event: BrandEvent) -> Result<Response, Api
                 .insert(REPLAYED, HeaderValue::from_static("true"));
             Ok(r)
         }
-        Err(SubmitError::Conflict(id)) => Err(ApiError::Conflict(format!(
-            "event_id {id} was already used with a different payload"
-        ))),
-        Err(SubmitError::Invalid(problems)) => Err(ApiError::Validation(problems)),
-        Err(SubmitError::Store(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
 }
 

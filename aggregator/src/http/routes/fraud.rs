@@ -46,7 +46,7 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::AppState;
 use crate::keys::Permission;
 use crate::services::fraud::quarantine::{
-    Decision, DecisionOutcome, EntityKind, ReviewError, ReviewItem, ReviewPage, Verdict,
+    Decision, DecisionOutcome, EntityKind, ReviewItem, ReviewPage, Verdict,
 };
 use crate::store::fraud_review::{QueueKey, QueueQuery, QueueStatus};
 use crate::support::clock::now_ms;
@@ -533,12 +533,7 @@ pub async fn decide(
             &fields.note,
             now_ms(),
         )
-        .await
-        .map_err(|e| match e {
-            ReviewError::NotQuarantined { .. } => ApiError::NotFound("quarantined entity"),
-            ReviewError::AlreadyDecided { .. } => ApiError::Conflict(e.to_string()),
-            ReviewError::Store(e) => e.into(),
-        })?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

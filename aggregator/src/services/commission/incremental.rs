@@ -27,7 +27,6 @@ use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
-use anyhow::Context;
 use uuid::Uuid;
 
 use crate::commission::incremental::{in_scope, Kept};
@@ -35,7 +34,7 @@ use crate::commission::{
     AffiliateTree, DealBook, Engine, FormulaBook, FxBook, LedgerEntry, Link, PeriodCalendar,
     PlayerId,
 };
-use crate::services::commission::job::{append, facts_from, RunReport};
+use crate::services::commission::job::{append, facts_from, RunError, RunReport};
 use crate::store::Store;
 
 /// When to run incrementally.
@@ -76,18 +75,27 @@ pub struct Config {
 impl Config {
     /// Reads deals, NGR formulas, FX tables, the period calendar and the
     /// affiliate tree.
-    pub async fn load(store: &Store) -> anyhow::Result<Self> {
-        let deals = store.load_deals().await.context("reading deals")?;
+    pub async fn load(store: &Store) -> Result<Self, RunError> {
+        let deals = store
+            .load_deals()
+            .await
+            .map_err(RunError::store("reading deals"))?;
         let formulas = store
             .load_formulas()
             .await
-            .context("reading NGR formulas")?;
-        let tables = store.load_fx_tables().await.context("reading FX tables")?;
+            .map_err(RunError::store("reading NGR formulas"))?;
+        let tables = store
+            .load_fx_tables()
+            .await
+            .map_err(RunError::store("reading FX tables"))?;
         let calendar = store
             .load_calendar()
             .await
-            .context("reading period closes")?;
-        let catalogue = store.load_catalogue().await.context("reading affiliates")?;
+            .map_err(RunError::store("reading period closes"))?;
+        let catalogue = store
+            .load_catalogue()
+            .await
+            .map_err(RunError::store("reading affiliates"))?;
         let links: Vec<Link> = catalogue
             .affiliates
             .iter()
@@ -111,10 +119,10 @@ impl Config {
         format!("{links:?}").hash(&mut h);
         Ok(Self {
             fx: FxBook::new(tables.iter().map(|t| (t.month, t.table()))),
-            deals: DealBook::new(deals).context("deals")?,
-            formulas: FormulaBook::new(formulas).context("NGR formulas")?,
+            deals: DealBook::new(deals).map_err(RunError::config("deals"))?,
+            formulas: FormulaBook::new(formulas).map_err(RunError::config("NGR formulas"))?,
             calendar,
-            tree: AffiliateTree::new(links).context("affiliate tree")?,
+            tree: AffiliateTree::new(links).map_err(RunError::config("affiliate tree"))?,
             fingerprint: h.finish(),
         })
     }
@@ -215,7 +223,7 @@ impl Memory {
         started_ms: u64,
         store: &Store,
         settings: &RunSettings,
-    ) -> anyhow::Result<Plan> {
+    ) -> Result<Plan, RunError> {
         let full = |reconcile, why| Ok(Plan::Full { reconcile, why });
         if self.fingerprint != config.fingerprint {
             return full(false, "the commission configuration changed");
@@ -223,14 +231,17 @@ impl Memory {
         if started_ms >= self.last_full_ms.saturating_add(settings.full_reconcile_ms) {
             return full(true, "periodic reconcile");
         }
-        let rows = store.ledger_rows().await.context("counting ledger rows")?;
+        let rows = store
+            .ledger_rows()
+            .await
+            .map_err(RunError::store("counting ledger rows"))?;
         if rows != self.ledger_rows {
             return full(false, "the ledger changed outside this process's runs");
         }
         let changed = store
             .changed_brand_players(self.started_ms.saturating_sub(settings.margin_ms))
             .await
-            .context("finding changed players")?;
+            .map_err(RunError::store("finding changed players"))?;
         if changed.len() > settings.max_players {
             return full(false, "more players changed than an incremental run takes");
         }
@@ -250,7 +261,7 @@ pub async fn incremental(
     changed: BTreeSet<(Uuid, String)>,
     run_id: Uuid,
     now_ms: u64,
-) -> anyhow::Result<(RunReport, AfterRun)> {
+) -> Result<(RunReport, AfterRun), RunError> {
     let Memory {
         mut kept,
         last_full_ms,
@@ -260,11 +271,11 @@ pub async fn incremental(
     let ids = store
         .player_ids_of(&changed)
         .await
-        .context("reading changed players")?;
+        .map_err(RunError::store("reading changed players"))?;
     let attributions = store
         .attributions_of_players(&ids)
         .await
-        .context("reading attributions")?;
+        .map_err(RunError::store("reading attributions"))?;
     let pairs: BTreeSet<(Uuid, String)> = attributions
         .iter()
         .map(|a| (a.brand_id, a.brand_player_id.clone()))
@@ -272,10 +283,10 @@ pub async fn incremental(
     let events = store
         .fact_events_of(&pairs)
         .await
-        .context("reading player events")?;
+        .map_err(RunError::store("reading player events"))?;
     let facts = facts_from(store, &attributions, events)
         .await
-        .context("reading voided events and fraud holds")?;
+        .map_err(RunError::store("reading voided events and fraud holds"))?;
 
     let players: BTreeSet<PlayerId> = ids.iter().copied().map(PlayerId::from).collect();
     let credited = facts
@@ -294,19 +305,19 @@ pub async fn incremental(
     let prior: Vec<LedgerEntry> = store
         .load_ledger_of(&ids, &owners)
         .await
-        .context("reading the ledger")?
+        .map_err(RunError::store("reading the ledger"))?
         .into_iter()
         .filter(|e| in_scope(&e.slot, &players, &scope))
         .collect();
     let output = config
         .engine()
         .run_scoped(&facts.players, &facts.problems, &others, &prior)
-        .context("running the commission engine")?;
+        .map_err(RunError::engine)?;
     let candidates: BTreeSet<Uuid> = output.statements.iter().map(|s| s.id).collect();
     let stored = store
         .stored_statements_among(&candidates)
         .await
-        .context("reading statement ids")?;
+        .map_err(RunError::store("reading statement ids"))?;
     let statements: Vec<_> = output
         .statements
         .iter()

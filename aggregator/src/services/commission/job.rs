@@ -42,7 +42,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -68,19 +67,19 @@ pub(crate) async fn append(
     statements: &[crate::commission::NgrStatement],
     entries: &[LedgerEntry],
     problems: &[RunProblem],
-) -> anyhow::Result<()> {
+) -> Result<(), RunError> {
     store
         .append_statements(statements, now_ms)
         .await
-        .context("appending NGR statements")?;
+        .map_err(RunError::store("appending NGR statements"))?;
     store
         .append_ledger(entries)
         .await
-        .context("appending ledger entries")?;
+        .map_err(RunError::store("appending ledger entries"))?;
     store
         .append_problems(run_id, now_ms, problems)
         .await
-        .context("recording the run's problems")?;
+        .map_err(RunError::store("recording the run's problems"))?;
     Ok(())
 }
 
@@ -117,6 +116,63 @@ pub async fn lock_writer() -> WriterGuard {
     WriterGuard(WRITER.lock().await)
 }
 
+/// Why a commission run failed. Nothing after the failing step is stored;
+/// what was stored before it (statements before entries) is found by the
+/// next run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading or writing ClickHouse failed at `step`.
+    #[error("{step}: {source}")]
+    Store {
+        /// What the run was doing.
+        step: &'static str,
+        /// Why it failed.
+        #[source]
+        source: LedgerStoreError,
+    },
+    /// Stored configuration (deals, formulas, the affiliate tree) is not
+    /// usable as a whole.
+    #[error("{step}: {message}")]
+    Config {
+        /// Which configuration.
+        step: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The engine refused the run as a whole (per-player problems never
+    /// get here: they are recorded and held).
+    #[error("running the commission engine: {0}")]
+    Engine(String),
+}
+
+impl RunError {
+    /// A storage failure at `step`.
+    pub fn store<E: Into<LedgerStoreError>>(step: &'static str) -> impl FnOnce(E) -> Self {
+        move |e| RunError::Store {
+            step,
+            source: e.into(),
+        }
+    }
+
+    /// Unusable configuration at `step`.
+    pub fn config<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> Self {
+        move |e| RunError::Config {
+            step,
+            message: e.to_string(),
+        }
+    }
+
+    /// The engine's refusal.
+    pub fn engine<E: std::fmt::Display>(e: E) -> Self {
+        RunError::Engine(e.to_string())
+    }
+
+    /// Whether retrying later may succeed (ClickHouse was unavailable).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RunError::Store { source, .. } if source.is_retryable())
+    }
+}
+
 /// Why a commission request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommissionError {
@@ -132,7 +188,7 @@ pub enum CommissionError {
     Store(#[from] LedgerStoreError),
     /// The commission job, run first, failed: nothing was stored.
     #[error("the commission job failed: {0:#}")]
-    Job(anyhow::Error),
+    Job(#[from] RunError),
 }
 
 impl From<StoreError> for CommissionError {
@@ -150,12 +206,7 @@ impl CommissionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             CommissionError::Store(e) => e.is_retryable(),
-            CommissionError::Job(e) => e.chain().any(|c| {
-                c.downcast_ref::<StoreError>()
-                    .is_some_and(StoreError::is_retryable)
-                    || c.downcast_ref::<LedgerStoreError>()
-                        .is_some_and(LedgerStoreError::is_retryable)
-            }),
+            CommissionError::Job(e) => e.is_retryable(),
             CommissionError::Invalid(_) | CommissionError::Conflict(_) => false,
         }
     }
@@ -288,7 +339,7 @@ impl CommissionJob {
     }
 
     /// Logs new problems at error level and publishes the run's outcome.
-    fn observe(&self, result: &anyhow::Result<RunReport>) {
+    fn observe(&self, result: &Result<RunReport, RunError>) {
         let Ok(r) = result else {
             if let Some(m) = &self.metrics {
                 m.commission_run("failed");
@@ -334,7 +385,7 @@ impl CommissionJob {
     /// Runs the engine over everything and appends what changed. Holds the
     /// writer lock for the whole run. Running it again with no new facts
     /// appends nothing.
-    pub async fn run_once(&self, now_ms: u64) -> anyhow::Result<RunReport> {
+    pub async fn run_once(&self, now_ms: u64) -> Result<RunReport, RunError> {
         let guard = lock_writer().await;
         self.run_locked(&guard, now_ms).await
     }
@@ -362,7 +413,11 @@ impl CommissionJob {
 
     /// [`Self::run_once`] for a caller that already holds the lock.
     /// Recorded with `actor` [`JOB_ACTOR`].
-    pub async fn run_locked(&self, _guard: &WriterGuard, now_ms: u64) -> anyhow::Result<RunReport> {
+    pub async fn run_locked(
+        &self,
+        _guard: &WriterGuard,
+        now_ms: u64,
+    ) -> Result<RunReport, RunError> {
         let run_id = Uuid::now_v7();
         let started_ms = crate::support::clock::now_ms();
         let result = self.compute_and_append(run_id, now_ms).await;
@@ -408,7 +463,7 @@ impl CommissionJob {
         result
     }
 
-    async fn compute_and_append(&self, run_id: Uuid, now_ms: u64) -> anyhow::Result<RunReport> {
+    async fn compute_and_append(&self, run_id: Uuid, now_ms: u64) -> Result<RunReport, RunError> {
         let started = crate::support::clock::now_ms();
         let config = crate::services::commission::incremental::Config::load(&self.store).await?;
         let plan = match self.memory.as_ref().and_then(|m| m.take()) {
@@ -452,34 +507,37 @@ impl CommissionJob {
         run_id: Uuid,
         now_ms: u64,
         reconcile: bool,
-    ) -> anyhow::Result<(
-        RunReport,
-        crate::services::commission::incremental::AfterRun,
-    )> {
+    ) -> Result<
+        (
+            RunReport,
+            crate::services::commission::incremental::AfterRun,
+        ),
+        RunError,
+    > {
         let store = &self.store;
         let attributions = store
             .load_attributions()
             .await
-            .context("reading attributions")?;
+            .map_err(RunError::store("reading attributions"))?;
         let events = store
             .load_fact_events()
             .await
-            .context("reading player events")?;
+            .map_err(RunError::store("reading player events"))?;
         let facts = facts_from(store, &attributions, events)
             .await
-            .context("reading voided events and fraud holds")?;
+            .map_err(RunError::store("reading voided events and fraud holds"))?;
         let prior = store
             .load_ledger(LedgerScope::All)
             .await
-            .context("reading the ledger")?;
+            .map_err(RunError::store("reading the ledger"))?;
         let output = config
             .engine()
             .run_with(&facts.players, &facts.problems, &prior)
-            .context("running the commission engine")?;
+            .map_err(RunError::engine)?;
         let known = store
             .load_statement_ids()
             .await
-            .context("reading statement ids")?;
+            .map_err(RunError::store("reading statement ids"))?;
         let statements: Vec<_> = output
             .statements
             .iter()
