@@ -581,7 +581,7 @@ impl EventRequest {
 
     /// Sets the brand's player link group, which decides the global player
     /// id a `player_ref` maps to.
-    pub fn with_link_group(mut self, group: &crate::catalog::LinkGroup) -> Self {
+    pub fn with_link_group(mut self, group: &crate::entities::catalog::LinkGroup) -> Self {
         self.link_group = group.as_str().to_owned();
         self
     }

@@ -19,6 +19,7 @@ pub mod attribution;
 pub mod catalog;
 pub mod click_index;
 pub mod config;
+pub mod entities;
 pub mod error;
 pub mod events;
 pub mod http;

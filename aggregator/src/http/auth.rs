@@ -18,8 +18,8 @@ use subtle::ConstantTimeEq;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::error::ApiError;
-use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::keys::{KeyScope, Permission, Role};
 
 /// The owner recorded for what the bootstrap operator token does.

@@ -4,7 +4,7 @@
 
 use axum::Json;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// JSON body extractor whose rejections are [`ApiError`]s.
 pub struct ApiJson<T>(pub T);

@@ -11,7 +11,9 @@ use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 
 pub mod auth;
+pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -40,10 +42,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .nest("/api/v1", api)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            rate_limit::limit,
+            guard::limit,
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::map_response(crate::error::json_errors))
+        .layer(axum::middleware::map_response(
+            crate::http::error::json_errors,
+        ))
         .layer(RequestDecompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

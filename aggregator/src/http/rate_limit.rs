@@ -11,32 +11,29 @@
 //! the limits themselves are `[rate_limit]` settings.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::RateLimitSettings;
-use crate::error::ApiError;
-use crate::http::auth::{authenticate, Principal};
-use crate::http::AppState;
 
 /// Keyed buckets are pruned of idle keys once a limiter holds this many.
 const PRUNE_ABOVE: usize = 100_000;
 
 /// Whose bucket a request is charged to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Bucket {
+pub enum Bucket {
+    /// The edge secret.
     Edge,
+    /// An operator credential (None: the bootstrap token).
     Operator(Option<String>),
+    /// A brand or affiliate API key.
     Key(String),
+    /// A brand's postbacks.
     Postback(String),
 }
 
@@ -91,7 +88,7 @@ impl RateLimits {
     }
 
     /// How long `ip` is still locked out, if it is.
-    fn locked_for(&self, ip: IpAddr) -> Option<Duration> {
+    pub fn locked_for(&self, ip: IpAddr) -> Option<Duration> {
         let mut locked = self.locked_ips();
         let until = *locked.get(&ip)?;
         let left = until.saturating_duration_since(Instant::now());
@@ -105,7 +102,7 @@ impl RateLimits {
 
     /// Counts a failed authentication from `ip`; locks it out once its
     /// bucket is empty.
-    fn failed(&self, ip: IpAddr) {
+    pub fn failed(&self, ip: IpAddr) {
         let Some(l) = &self.failed_auth else { return };
         if let Err(not_until) = l.check_key(&ip) {
             let wait = not_until.wait_time_from(self.clock.now());
@@ -122,7 +119,7 @@ impl RateLimits {
     }
 
     /// Charges one request to `bucket`; how long to wait if it is empty.
-    fn charge(&self, bucket: &Bucket) -> Option<Duration> {
+    pub fn charge(&self, bucket: &Bucket) -> Option<Duration> {
         fn take<K: std::hash::Hash + Eq + Clone>(
             l: &Option<DefaultKeyedRateLimiter<K>>,
             key: &K,
@@ -145,77 +142,6 @@ impl RateLimits {
             Bucket::Postback(brand) => take(&self.postback, brand, &self.clock),
         }
     }
-}
-
-fn bucket_of(principal: &Principal, path: &str) -> Option<Bucket> {
-    match principal {
-        Principal::Edge => Some(Bucket::Edge),
-        Principal::Operator(op) => Some(Bucket::Operator(op.key_id.clone())),
-        Principal::Brand { key_id, .. } | Principal::Affiliate { key_id, .. } => {
-            Some(Bucket::Key(key_id.clone()))
-        }
-        Principal::Anonymous => path
-            .strip_prefix("/postback/v1/")
-            .filter(|brand| brand.len() <= 64 && !brand.contains('/'))
-            .map(|brand| Bucket::Postback(brand.to_owned())),
-    }
-}
-
-/// The JSON 429 answer, with `Retry-After` in whole seconds (at least 1).
-fn too_many(wait: Duration, what: &'static str) -> Response {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let secs = secs.max(1);
-    let mut response = ApiError::TooManyRequests {
-        what,
-        retry_after_secs: secs,
-    }
-    .into_response();
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
-}
-
-/// The middleware: see the module docs.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limits: Arc<RateLimits> = state.rate_limits();
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    if request.uri().path() == "/health" {
-        return next.run(request).await;
-    }
-    let (mut parts, body) = request.into_parts();
-    let principal = match authenticate(&mut parts, &state).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    // A locked-out address gets nothing without valid credentials; valid
-    // credentials go on (an attacker sharing a NAT address cannot lock
-    // honest clients out), charged to their own buckets.
-    if principal == Principal::Anonymous {
-        if let Some(wait) = limits.locked_for(ip) {
-            state.metrics().rate_limited("failed_auth");
-            return too_many(wait, "failed authentications from this address");
-        }
-    }
-    if let Some(bucket) = bucket_of(&principal, parts.uri.path()) {
-        if let Some(wait) = limits.charge(&bucket) {
-            state.metrics().rate_limited(match bucket {
-                Bucket::Edge => "edge",
-                Bucket::Operator(_) => "operator",
-                Bucket::Key(_) => "key",
-                Bucket::Postback(_) => "postback",
-            });
-            return too_many(wait, "requests for this credential");
-        }
-    }
-    let response = next.run(Request::from_parts(parts, body)).await;
-    if response.status() == StatusCode::UNAUTHORIZED {
-        limits.failed(ip);
-    }
-    response
 }
 
 #[cfg(test)]
@@ -268,17 +194,11 @@ mod tests {
         let limits = RateLimits::new(&settings(0, 0));
         for _ in 0..1000 {
             assert_eq!(limits.charge(&Bucket::Edge), None);
-            limits.failed(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            limits.failed(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         }
-        assert_eq!(limits.locked_for(IpAddr::V4(Ipv4Addr::LOCALHOST)), None);
-    }
-
-    #[test]
-    fn postbacks_are_charged_to_the_brand_in_the_path() {
         assert_eq!(
-            bucket_of(&Principal::Anonymous, "/postback/v1/abc"),
-            Some(Bucket::Postback("abc".into()))
+            limits.locked_for(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            None
         );
-        assert_eq!(bucket_of(&Principal::Anonymous, "/admin/v1/brands"), None);
     }
 }

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::commission::RunProblem;
-use crate::services::commission::job::problem_key;
 
 use super::{Store, StoreError};
 
@@ -86,7 +85,7 @@ impl Store {
                 run_id,
                 run_at: crate::support::clock::secs(now_ms),
                 run_at_ms: now_ms,
-                problem_key: problem_key(p),
+                problem_key: p.key(),
                 kind: p.kind.code().to_owned(),
                 held: p.held.code().to_owned(),
                 player_id: text(p.player.map(|x| x.to_string())),

@@ -14,7 +14,7 @@ use super::lookups::sql_string;
 
 use super::rows::{AffiliateRow, ApiKeyRow, BrandRow, CampaignRow, CorruptRow, LinkRow};
 use super::{Store, StoreError};
-use crate::catalog::{Affiliate, Brand, Campaign, Link};
+use crate::entities::catalog::{Affiliate, Brand, Campaign, Link};
 
 /// Everything in the catalogue, latest version of each entity.
 #[derive(Debug, Default)]
@@ -74,14 +74,17 @@ impl Store {
     }
 
     /// Stores an API key (new, or a new version when revoked).
-    pub async fn save_api_key(&self, key: &crate::keys::ApiKey) -> Result<(), StoreError> {
+    pub async fn save_api_key(
+        &self,
+        key: &crate::entities::credentials::ApiKey,
+    ) -> Result<(), StoreError> {
         self.insert_one("api_keys", &ApiKeyRow::from(key)).await
     }
 
     /// Stores a postback secret rotation.
     pub async fn save_postback_rotation(
         &self,
-        rotation: &crate::keys::PostbackRotation,
+        rotation: &crate::entities::credentials::PostbackRotation,
     ) -> Result<(), StoreError> {
         self.insert_one(
             "postback_secret_rotations",
@@ -98,7 +101,7 @@ impl Store {
     /// Every brand's latest postback secret rotation.
     pub async fn load_postback_rotations(
         &self,
-    ) -> Result<Vec<crate::keys::PostbackRotation>, StoreError> {
+    ) -> Result<Vec<crate::entities::credentials::PostbackRotation>, StoreError> {
         let rows: Vec<PostbackRotationRow> = self
             .client()
             .query(
@@ -110,7 +113,7 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| crate::keys::PostbackRotation {
+            .map(|r| crate::entities::credentials::PostbackRotation {
                 brand: clickstitch_shared::BrandId::from(r.brand_id),
                 generation: r.generation,
                 rotated_at_ms: r.rotated_at_ms,
@@ -120,7 +123,9 @@ impl Store {
     }
 
     /// Loads every API key (latest versions).
-    pub async fn load_api_keys(&self) -> Result<Vec<crate::keys::ApiKey>, StoreError> {
+    pub async fn load_api_keys(
+        &self,
+    ) -> Result<Vec<crate::entities::credentials::ApiKey>, StoreError> {
         let rows: Vec<ApiKeyRow> = self
             .client()
             .query("SELECT ?fields FROM api_keys FINAL")

@@ -14,7 +14,7 @@ use clickstitch_shared::{AffiliateId, BrandId, CampaignId, Click, CountryCode, G
 use clickstitch_shared::{LinkTemplate, ShortCode};
 
 use crate::attribution::TrafficType;
-use crate::catalog::{Affiliate, Brand, Campaign, Link, Name};
+use crate::entities::catalog::{Affiliate, Brand, Campaign, Link, Name};
 
 /// `clicks` row.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
@@ -243,7 +243,7 @@ impl TryFrom<BrandRow> for Brand {
                 _ => IpStorage::Full,
             },
             visitor_cookie: r.visitor_cookie != 0,
-            player_link_group: crate::catalog::LinkGroup::parse(&r.player_link_group)
+            player_link_group: crate::entities::catalog::LinkGroup::parse(&r.player_link_group)
                 .map_err(|e| corrupt("brands", key, e))?,
             created_at: r.created_at,
             version: r.version,
@@ -413,9 +413,9 @@ pub struct ApiKeyRow {
     pub owner: String,
 }
 
-impl From<&crate::keys::ApiKey> for ApiKeyRow {
-    fn from(k: &crate::keys::ApiKey) -> Self {
-        use crate::keys::KeyScope;
+impl From<&crate::entities::credentials::ApiKey> for ApiKeyRow {
+    fn from(k: &crate::entities::credentials::ApiKey) -> Self {
+        use crate::entities::credentials::KeyScope;
         let (scope, subject_id, role, owner) = match &k.scope {
             KeyScope::Brand { brand_id } => (1, brand_id.as_uuid(), "", ""),
             KeyScope::Affiliate { affiliate_id } => (2, affiliate_id.as_uuid(), "", ""),
@@ -435,10 +435,10 @@ impl From<&crate::keys::ApiKey> for ApiKeyRow {
     }
 }
 
-impl TryFrom<ApiKeyRow> for crate::keys::ApiKey {
+impl TryFrom<ApiKeyRow> for crate::entities::credentials::ApiKey {
     type Error = CorruptRow;
     fn try_from(r: ApiKeyRow) -> Result<Self, CorruptRow> {
-        use crate::keys::KeyScope;
+        use crate::entities::credentials::KeyScope;
         let scope = match r.scope {
             1 => KeyScope::Brand {
                 brand_id: BrandId::from(r.subject_id),
@@ -447,9 +447,9 @@ impl TryFrom<ApiKeyRow> for crate::keys::ApiKey {
                 affiliate_id: AffiliateId::from(r.subject_id),
             },
             3 => KeyScope::Operator {
-                role: crate::keys::Role::parse(&r.role)
+                role: crate::entities::credentials::Role::parse(&r.role)
                     .ok_or_else(|| corrupt("api_keys", &r.key_id, "unknown role"))?,
-                owner: crate::keys::Owner::parse(&r.owner)
+                owner: crate::entities::credentials::Owner::parse(&r.owner)
                     .ok_or_else(|| corrupt("api_keys", &r.key_id, "invalid owner"))?,
             },
             other => {
@@ -460,7 +460,7 @@ impl TryFrom<ApiKeyRow> for crate::keys::ApiKey {
                 ))
             }
         };
-        Ok(crate::keys::ApiKey {
+        Ok(crate::entities::credentials::ApiKey {
             key_id: r.key_id,
             token_sha256: r.token_sha256,
             scope,

@@ -125,6 +125,20 @@ pub struct RunProblem {
 }
 
 impl RunProblem {
+    /// The identity of a problem across runs: what, about whom, holding
+    /// what (`kind|held|player|brand|affiliate`).
+    pub fn key(&self) -> String {
+        let id = |x: Option<String>| x.unwrap_or_default();
+        format!(
+            "{}|{}|{}|{}|{}",
+            self.kind.code(),
+            self.held.code(),
+            id(self.player.map(|x| x.to_string())),
+            id(self.brand.map(|x| x.to_string())),
+            id(self.affiliate.map(|x| x.to_string())),
+        )
+    }
+
     /// A problem about one player at one brand.
     pub fn player(
         player: PlayerId,

@@ -17,10 +17,11 @@ use crate::catalog::{
     country_set, Affiliate, Brand, BrandChanges, Campaign, Link, Name, NewAffiliate, NewBrand,
     NewCampaign, NewLink,
 };
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::http::auth::{CredentialAdmin, Operator};
+use crate::http::error::ApiError;
 use crate::http::extract::ApiJson;
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 /// Collects field problems while parsing a DTO.
 #[derive(Default)]
@@ -104,7 +105,9 @@ pub async fn create_brand(
     );
     let link_group = f.take(
         "player_link_group",
-        crate::catalog::LinkGroup::parse(body.player_link_group.as_deref().unwrap_or_default()),
+        crate::entities::catalog::LinkGroup::parse(
+            body.player_link_group.as_deref().unwrap_or_default(),
+        ),
     );
     let new = (|| {
         Some(NewBrand {

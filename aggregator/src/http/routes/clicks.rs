@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::error::ApiError;
 use crate::http::auth::EdgeCaller;
-use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::ingest::Rejection;
 use crate::support::clock::now_ms;
 

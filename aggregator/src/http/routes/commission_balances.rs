@@ -32,11 +32,12 @@ use crate::commission::{
     balances, state_of, Detail, EntryKind, EntryState, Gate, LedgerEntry, Month, PeriodCalendar,
     PlayerId, Reason, Slot, Timestamp,
 };
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::http::auth::ApiCaller;
+use crate::http::error::ApiError;
 use crate::http::extract::ApiQuery;
 use crate::http::routes::commissions::decimal;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::money::{Currency, Money};
 use crate::store::commission_reads::{AffiliatePage, SlotBrands};
 use crate::store::ledger::brands_of;

@@ -29,11 +29,12 @@ use uuid::Uuid;
 use clickstitch_shared::{AffiliateId, BrandId};
 
 use crate::commission::{LedgerEntry, Month, Slot, Timestamp};
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::http::auth::Operator;
+use crate::http::error::ApiError;
 use crate::http::extract::ApiQuery;
 use crate::http::routes::commissions::decimal;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::store::commission_reads::{
     RunKind, RunProblemRow, StoredDeal, StoredFormula, StoredFxVersion, StoredRun,
 };

@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 use clickstitch_shared::BrandId;
 
 use crate::commission::{ProblemKind, Timestamp};
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::http::auth::Operator;
+use crate::http::error::ApiError;
 use crate::http::extract::ApiQuery;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::store::problems::ProblemFilter;
 
 /// Largest `limit`.

@@ -26,10 +26,11 @@ use uuid::Uuid;
 use clickstitch_shared::BrandId;
 
 use crate::commission::{Deal, Month, NgrFormula, Timestamp};
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::http::auth::{Finance, Operator};
+use crate::http::error::ApiError;
 use crate::http::extract::ApiJson;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::money::{Currency, Money, Rate};
 use crate::services::commission::job::{CommissionError, CommissionJob, RunReport, Saved};
 use crate::store::ledger::StoredFxTable;

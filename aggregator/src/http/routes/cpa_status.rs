@@ -13,10 +13,11 @@ use serde_json::{json, Value};
 
 use clickstitch_shared::BrandId;
 
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::events::BrandPlayerId;
 use crate::http::auth::Operator;
-use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::services::commission::cpa_status::cpa_status;
 
 /// The route under `/admin/v1`.

@@ -9,9 +9,9 @@ use axum::Json;
 
 use clickstitch_shared::ShortCode;
 
-use crate::error::ApiError;
 use crate::http::auth::EdgeCaller;
-use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 /// The definition of an active link, or 404.
 pub async fn link_definition(

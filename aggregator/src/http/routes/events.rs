@@ -12,11 +12,11 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::error::ApiError;
 use crate::events::{BrandEvent, BrandPlayerId, EventRequest, Source};
 use crate::http::auth::BrandCaller;
+use crate::http::error::ApiError;
 use crate::http::extract::ApiJson;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::services::conversions::Submitted;
 
 /// Header set on replayed answers.

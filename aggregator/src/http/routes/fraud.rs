@@ -38,12 +38,13 @@ use uuid::Uuid;
 
 use clickstitch_shared::{AffiliateId, BrandId};
 
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::events::parse_time;
 use crate::fraud::Signal;
 use crate::http::auth::{require_operator, ApiCaller, Principal, RiskReviewer};
+use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::keys::Permission;
 use crate::services::fraud::quarantine::{
     Decision, DecisionOutcome, EntityKind, ReviewItem, ReviewPage, Verdict,

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 /// 200 with ClickHouse's round-trip time, or 503 naming the failure.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {

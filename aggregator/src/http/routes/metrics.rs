@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::metrics::CONTENT_TYPE;
 
 /// 200 with the OpenMetrics text of every recorded family, or 500 if it

@@ -24,10 +24,11 @@ use secrecy::ExposeSecret;
 
 use clickstitch_shared::BrandId;
 
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::events::{EventRequest, Source};
+use crate::http::error::ApiError;
 use crate::http::routes::events::submit;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::keys::{same, sign};
 
 /// Largest accepted clock difference for signed postbacks, seconds.

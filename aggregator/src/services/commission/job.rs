@@ -346,12 +346,16 @@ impl CommissionJob {
             }
             return;
         };
-        let keys: BTreeSet<String> = r.problems.iter().map(problem_key).collect();
+        let keys: BTreeSet<String> = r.problems.iter().map(RunProblem::key).collect();
         {
             let mut last = LAST_PROBLEMS
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (p, key) in r.problems.iter().zip(r.problems.iter().map(problem_key)) {
+            for (p, key) in r
+                .problems
+                .iter()
+                .zip(r.problems.iter().map(RunProblem::key))
+            {
                 if !last.contains(&key) {
                     tracing::error!(
                         kind = p.kind.code(),
@@ -828,19 +832,6 @@ impl CommissionJob {
         self.store.save_fx_table(table, now_ms).await?;
         Ok(Saved::Created)
     }
-}
-
-/// The identity of a problem across runs: what, about whom, holding what.
-pub fn problem_key(p: &RunProblem) -> String {
-    let id = |x: Option<String>| x.unwrap_or_default();
-    format!(
-        "{}|{}|{}|{}|{}",
-        p.kind.code(),
-        p.held.code(),
-        id(p.player.map(|x| x.to_string())),
-        id(p.brand.map(|x| x.to_string())),
-        id(p.affiliate.map(|x| x.to_string())),
-    )
 }
 
 fn count(n: usize) -> u32 {
