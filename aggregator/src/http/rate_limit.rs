@@ -2,13 +2,10 @@
 //! `governor` crate) and a lockout of client IPs that fail authentication
 //! too often. Both answer a JSON 429 with `Retry-After`.
 //!
-//! Owns the buckets and the middleware [`limit`], which runs before any
-//! handler: it asks [`crate::http::auth::authenticate`] who is calling (the
-//! result is kept for the handler's extractors), refuses a request without
-//! valid credentials from a locked-out IP, charges the caller's bucket,
-//! runs the request, and counts a 401 against the client IP. Postbacks carry their secret in the query, so they are
-//! charged to the brand named in the path. Knows nothing of what routes do;
-//! the limits themselves are `[rate_limit]` settings.
+//! Owns the buckets: which [`Bucket`] a request is charged to, whether it
+//! is empty, and which client addresses are locked out after failing
+//! authentication too often. The middleware that applies them is
+//! [`super::guard`]; the limits themselves are `[rate_limit]` settings.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -11,11 +11,11 @@
 //! Must not decide attribution or commission amounts: it only says what is
 //! held and what was confirmed as fraud.
 //!
-//! The [`Quarantine`] service's work is split by concern: [`scoring`]
-//! (new clicks and conversions), [`escalation`] (earlier entities a window
-//! crossing now covers), [`baselines`] (the held book and the windows
-//! rebuilt from ClickHouse), [`review`] (decisions and the queue) and
-//! [`holds`] (what the commission job holds); this module keeps the held
+//! The [`Quarantine`] service's work is split by concern: `scoring`
+//! (new clicks and conversions), `escalation` (earlier entities a window
+//! crossing now covers), `baselines` (the held book and the windows
+//! rebuilt from ClickHouse), `review` (decisions and the queue) and
+//! `holds` (what the commission job holds); this module keeps the held
 //! book and the shared types.
 
 mod baselines;
