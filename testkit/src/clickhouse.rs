@@ -62,7 +62,8 @@ pub struct ClickHouseServer {
     url: String,
     user: String,
     password: String,
-    local: Option<LocalServer>,
+    // Boxed: the handle stays small where it is moved around (an enum of shared and own servers).
+    local: Option<Box<LocalServer>>,
 }
 
 /// State of a server this process spawned.
@@ -70,10 +71,59 @@ pub struct ClickHouseServer {
 struct LocalServer {
     binary: ServerBinary,
     /// Holds `config.xml`, `users.xml`, `data/`, `tmp/`, `user_files/`, `format_schemas/`, `log/`.
-    dir: TempDir,
+    dir: ServerDir,
     http_port: u16,
     tcp_port: u16,
+    max_memory_usage: u64,
+    log_level: String,
     process: Option<Running>,
+}
+
+/// Where a spawned server keeps its files.
+#[derive(Debug)]
+enum ServerDir {
+    /// Deleted with the handle (and by the watchdog).
+    Temp(TempDir),
+    /// Kept: [`ClickHouseOptions::dir`].
+    Kept(PathBuf),
+}
+
+impl ServerDir {
+    fn path(&self) -> &Path {
+        match self {
+            ServerDir::Temp(dir) => dir.path(),
+            ServerDir::Kept(dir) => dir,
+        }
+    }
+}
+
+/// How [`ClickHouseServer::start_with`] runs a server. The default is what
+/// [`ClickHouseServer::start`] spawns: a temporary directory, free ports, 4 GB per query.
+#[derive(Debug, Clone)]
+pub struct ClickHouseOptions {
+    /// A directory to keep the config, data and logs in (created if missing, reused if it holds
+    /// data, never deleted); `None`: a temporary directory deleted with the handle.
+    pub dir: Option<PathBuf>,
+    /// The HTTP port; `None`: a free one.
+    pub http_port: Option<u16>,
+    /// The native-protocol TCP port; `None`: a free one.
+    pub tcp_port: Option<u16>,
+    /// `max_memory_usage` of the default profile, in bytes.
+    pub max_memory_usage: u64,
+    /// The server log's level (`information`, `warning`, …).
+    pub log_level: String,
+}
+
+impl Default for ClickHouseOptions {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            http_port: None,
+            tcp_port: None,
+            max_memory_usage: 4_000_000_000,
+            log_level: "information".to_owned(),
+        }
+    }
 }
 
 /// The server executable and how to invoke it.
@@ -120,28 +170,60 @@ impl ClickHouseServer {
                 return Ok(server);
             }
         }
+        Self::start_with(&ClickHouseOptions::default())
+    }
+
+    /// Spawns a server as `options` say (`CLICKHOUSE_URL` plays no part). Free ports are chosen
+    /// again when one was taken meanwhile; fixed ports are not.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ClickHouseServer::start`]; also when the directory cannot be created.
+    pub fn start_with(options: &ClickHouseOptions) -> anyhow::Result<Self> {
         let binary = ServerBinary::find()?;
-        let dir = tempfile::Builder::new()
-            .prefix("clickstitch-clickhouse-")
-            .tempdir()
-            .context("creating a temporary directory for ClickHouse")?;
+        let dir = match &options.dir {
+            Some(dir) => {
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                ServerDir::Kept(
+                    dir.canonicalize()
+                        .with_context(|| format!("resolving {}", dir.display()))?,
+                )
+            }
+            None => ServerDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("clickstitch-clickhouse-")
+                    .tempdir()
+                    .context("creating a temporary directory for ClickHouse")?,
+            ),
+        };
         let mut local = LocalServer {
             binary,
             dir,
             http_port: 0,
             tcp_port: 0,
+            max_memory_usage: options.max_memory_usage,
+            log_level: options.log_level.clone(),
             process: None,
         };
+        let fixed = options.http_port.is_some() && options.tcp_port.is_some();
         let mut attempt = 1;
         loop {
             let ports = net::free_ports(2);
-            local.http_port = ports[0];
-            local.tcp_port = ports[1];
+            local.http_port = options.http_port.unwrap_or(ports[0]);
+            local.tcp_port = options.tcp_port.unwrap_or(if ports[1] == local.http_port {
+                ports[0]
+            } else {
+                ports[1]
+            });
             local.write_config()?;
             match local.launch() {
                 Ok(()) => break,
                 // Another process took one of the ports between choosing and binding it.
-                Err(_) if attempt < START_ATTEMPTS && local.last_failure_was_port_clash() => {
+                Err(_)
+                    if !fixed
+                        && attempt < START_ATTEMPTS
+                        && local.last_failure_was_port_clash() =>
+                {
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -151,7 +233,7 @@ impl ClickHouseServer {
             url: format!("http://127.0.0.1:{}", local.http_port),
             user: "default".to_owned(),
             password: String::new(),
-            local: Some(local),
+            local: Some(Box::new(local)),
         })
     }
 
@@ -251,6 +333,20 @@ impl ClickHouseServer {
     #[must_use]
     pub fn dir(&self) -> Option<&Path> {
         self.local.as_ref().map(|l| l.dir.path())
+    }
+
+    /// Stops the spawned server gracefully: `SIGTERM`, then `SIGKILL` if it still runs after
+    /// `timeout`. Its data directory stays, as for [`ClickHouseServer::stop`].
+    ///
+    /// # Errors
+    ///
+    /// Fails for an external server, or if the process cannot be signalled or reaped.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let local = self.local_mut("terminate")?;
+        if let Some(mut running) = local.process.take() {
+            running.terminate(timeout)?;
+        }
+        Ok(())
     }
 
     /// Kills the spawned server (`SIGKILL`) and waits for it to exit, keeping its data directory
@@ -379,7 +475,7 @@ impl ClickHouseServer {
     fn local_mut(&mut self, what: &str) -> anyhow::Result<&mut LocalServer> {
         let url = self.url.clone();
         self.local
-            .as_mut()
+            .as_deref_mut()
             .ok_or_else(|| anyhow!("cannot {what} the external ClickHouse server at {url}"))
     }
 }
@@ -405,7 +501,7 @@ impl LocalServer {
 <!-- Generated by clickstitch-testkit for one test server. -->
 <yandex>
     <logger>
-        <level>information</level>
+        <level>{log_level}</level>
         <log>{log}</log>
         <errorlog>{errorlog}</errorlog>
         <size>100M</size>
@@ -437,6 +533,7 @@ impl LocalServer {
                     .display()
                     .to_string()
             ),
+            log_level = xml_escape(&self.log_level),
             http_port = self.http_port,
             tcp_port = self.tcp_port,
             data = dir("data"),
@@ -444,12 +541,13 @@ impl LocalServer {
             user_files = dir("user_files"),
             format_schemas = dir("format_schemas"),
         );
-        let users = r#"<?xml version="1.0"?>
+        let users = format!(
+            r#"<?xml version="1.0"?>
 <!-- Generated by clickstitch-testkit: one passwordless `default` user, loopback only. -->
 <yandex>
     <profiles>
         <default>
-            <max_memory_usage>4000000000</max_memory_usage>
+            <max_memory_usage>{max_memory_usage}</max_memory_usage>
         </default>
     </profiles>
     <users>
@@ -467,7 +565,9 @@ impl LocalServer {
         <default></default>
     </quotas>
 </yandex>
-"#;
+"#,
+            max_memory_usage = self.max_memory_usage
+        );
         fs::write(self.config_path(), config).context("writing config.xml")?;
         fs::write(self.path("users.xml"), users).context("writing users.xml")?;
         Ok(())
@@ -527,11 +627,15 @@ impl LocalServer {
         let server = command
             .spawn()
             .with_context(|| format!("spawning {}", self.binary.path.display()))?;
+        let temporary = match &self.dir {
+            ServerDir::Temp(dir) => Some(dir.path()),
+            ServerDir::Kept(_) => None,
+        };
         Running::watch(
             server,
             "clickstitch-clickhouse-watchdog",
             config.as_os_str(),
-            self.dir.path(),
+            temporary,
         )
     }
 

@@ -136,9 +136,45 @@ pub fn http_request(
     stream.write_all(body)?;
     stream.flush()?;
 
+    // Read until the response is complete rather than until the connection closes: some
+    // servers (workerd) keep it open despite `Connection: close`.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let mut buf = [0_u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if response_complete(&raw) {
+            break;
+        }
+    }
     parse_response(&raw)
+}
+
+/// Whether `raw` holds a whole response: headers plus a `Content-Length` body or a complete
+/// chunked body. Without either, only the end of the connection ends it.
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(header_end) = find(raw, b"\r\n\r\n") else {
+        return false;
+    };
+    let Ok(head) = std::str::from_utf8(&raw[..header_end]) else {
+        return false;
+    };
+    let payload = &raw[header_end + 4..];
+    let header = |name: &str| {
+        head.split("\r\n").skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+        return decode_chunked(payload).is_some();
+    }
+    header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| payload.len() >= len)
 }
 
 /// `GET url` with no extra headers; see [`http_request`].
@@ -388,6 +424,26 @@ mod tests {
         let r = parse_response(raw).unwrap();
         assert_eq!((r.status, r.text().as_str()), (404, "nope"));
         assert_eq!(r.header("content-length"), Some("4"));
+    }
+
+    #[test]
+    fn complete_responses_are_recognised() {
+        assert!(!response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+        ));
+        assert!(!response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"
+        ));
+        assert!(response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+        ));
+        assert!(!response_complete(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nOk.\r\n"
+        ));
+        assert!(response_complete(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nOk.\r\n0\r\n\r\n"
+        ));
+        assert!(!response_complete(b"HTTP/1.0 200 OK\r\n\r\nuntil close"));
     }
 
     #[test]

@@ -14,13 +14,15 @@
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
 /// The watchdog script. `$1` is the server pid; `$2` a string that must occur
 /// in the server's command line (its unique config path) before it is killed;
 /// `$3` the server's temporary directory, removed once the server is dead,
-/// and only if it is one of ours (`clickstitch-*`).
+/// and only if it is one of ours (`clickstitch-*`); empty for a directory
+/// that must outlive the server.
 const WATCHDOG_SCRIPT: &str = r#"
 while read -r _; do :; done
 if [ ! -d /proc/self ] || grep -qF -- "$2" "/proc/$1/cmdline" 2>/dev/null; then
@@ -38,9 +40,9 @@ esac
 
 /// A running server process and its watchdog.
 #[derive(Debug)]
-pub(crate) struct Guarded {
+pub struct Guarded {
     /// The server.
-    pub(crate) server: Child,
+    pub server: Child,
     watchdog: Option<Child>,
     /// The write end of the watchdog's stdin; closing it makes the watchdog
     /// kill the server.
@@ -50,13 +52,13 @@ pub(crate) struct Guarded {
 impl Guarded {
     /// Puts `server` under a watchdog named `name` (visible in `ps`) that
     /// kills it when this process is gone, if its command line still
-    /// contains `guard`, and then deletes `dir`. On failure the server is
-    /// killed and reaped.
-    pub(crate) fn watch(
+    /// contains `guard`, and then deletes `dir` (when given). On failure the
+    /// server is killed and reaped.
+    pub fn watch(
         mut server: Child,
         name: &str,
         guard: &OsStr,
-        dir: &Path,
+        dir: Option<&Path>,
     ) -> anyhow::Result<Self> {
         let watchdog = Command::new("/bin/sh")
             .arg("-c")
@@ -64,7 +66,7 @@ impl Guarded {
             .arg(name)
             .arg(server.id().to_string())
             .arg(guard)
-            .arg(dir.as_os_str())
+            .arg(dir.map_or(OsStr::new(""), Path::as_os_str))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -86,7 +88,7 @@ impl Guarded {
     /// Kills the server (retiring the watchdog first, so it can never fire at
     /// a pid that was already reaped and possibly reused) and reaps both.
     /// Idempotent.
-    pub(crate) fn shutdown(&mut self) -> std::io::Result<()> {
+    pub fn shutdown(&mut self) -> std::io::Result<()> {
         if let Some(mut watchdog) = self.watchdog.take() {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
@@ -99,6 +101,26 @@ impl Guarded {
                 self.server.wait().map(drop)
             }
         }
+    }
+
+    /// Stops the server gracefully: retires the watchdog, sends `SIGTERM`
+    /// and waits up to `timeout` for it to exit, then kills it. Idempotent.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        if self.server.try_wait()?.is_none() {
+            let pid = self.server.id().to_string();
+            let sent = Command::new("kill")
+                .args(["-TERM", &pid])
+                .stderr(Stdio::null())
+                .status()
+                .context("running kill -TERM")?;
+            if sent.success() {
+                let deadline = Instant::now() + timeout;
+                while self.server.try_wait()?.is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        self.shutdown().context("stopping the server")
     }
 }
 

@@ -6,6 +6,7 @@
 //! socket is bound to `127.0.0.1:0`, so the kernel picks a free port and there is no
 //! choose-then-bind race; workerd reports the actual port as a JSON line on the control fd
 //! (`{"event":"listen","socket":"http","port":NNNNN}`), which doubles as the readiness signal.
+//! (`WorkerdConfig::port` binds a fixed port instead, as `cargo xtask dev-up` does.)
 //! `--experimental` is not needed for anything used here.
 //!
 //! ```capnp
@@ -52,7 +53,7 @@
 //! * [`WorkerSource::RustBundle`]: a worker-build 0.8.7 output directory — `index.js` (the ES
 //!   module entry, loaded as the main module) and every `*.wasm` next to it (`index_bg.wasm`),
 //!   each under its file name so `import "./index_bg.wasm"` resolves.
-//!   [`build_edge_worker`] builds `edge-worker/` with `scripts/build-edge.sh` (once per process)
+//!   [`build_edge_worker`] builds `edge-worker/` with [`crate::edge::build`] (once per process)
 //!   and returns that directory; [`WorkerdConfig::edge_worker`] combines the two.
 //! * [`WorkerSource::JsModule`]: one self-contained ES module file, e.g.
 //!   `benches/workers/hello-redirect.js` ([`WorkerdConfig::hello_redirect`]).
@@ -135,6 +136,8 @@ pub struct WorkerdConfig {
     pub compatibility_date: Option<String>,
     /// `None`: use `compatibility_flags` from the repository's `wrangler.toml` (none if absent).
     pub compatibility_flags: Option<Vec<String>>,
+    /// The port to listen on (127.0.0.1); `None`: one the kernel picks (no race).
+    pub port: Option<u16>,
 }
 
 impl fmt::Debug for WorkerdConfig {
@@ -150,6 +153,7 @@ impl fmt::Debug for WorkerdConfig {
             .field("secrets", &secrets)
             .field("compatibility_date", &self.compatibility_date)
             .field("compatibility_flags", &self.compatibility_flags)
+            .field("port", &self.port)
             .finish()
     }
 }
@@ -189,7 +193,15 @@ impl WorkerdConfig {
             secrets: Vec::new(),
             compatibility_date: None,
             compatibility_flags: None,
+            port: None,
         }
+    }
+
+    /// Listens on `127.0.0.1:port` instead of a port the kernel picks.
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
     }
 
     /// Adds a text binding (a wrangler `[vars]` entry).
@@ -266,6 +278,7 @@ impl Workerd {
             &compatibility_flags,
             &config.vars,
             &config.secrets,
+            config.port.unwrap_or(0),
         );
         let config_path = dir.path().join("config.capnp");
         fs::write(&config_path, capnp)
@@ -294,7 +307,7 @@ impl Workerd {
             server,
             "clickstitch-workerd-watchdog",
             config_path.as_os_str(),
-            dir.path(),
+            Some(dir.path()),
         )?;
 
         let (port_tx, port_rx) = mpsc::channel();
@@ -476,18 +489,18 @@ pub fn workerd_binary() -> anyhow::Result<PathBuf> {
         })
 }
 
-/// Builds the edge worker for release with `scripts/build-edge.sh` — at most once per process —
-/// and returns the bundle directory (`edge-worker/build`, holding `index.js` and
-/// `index_bg.wasm`).
+/// Builds the edge worker for release with [`crate::edge::build`] (what `scripts/build-edge.sh`
+/// and `cargo xtask build-edge` run) — at most once per process — and returns the bundle
+/// directory (`edge-worker/build`, holding `index.js` and `index_bg.wasm`).
 ///
 /// If `CLICKSTITCH_EDGE_BUNDLE` is set, nothing is built and that directory is returned instead
-/// (for CI jobs that ran `scripts/build-edge.sh` in an earlier step). A build takes minutes from
+/// (for CI jobs that built it in an earlier step). A build takes minutes from
 /// clean and a few seconds when up to date (cargo is incremental; wasm-bindgen and wasm-opt
 /// rerun); concurrent builds from several test processes are serialised by worker-build's lock.
 ///
 /// # Errors
 ///
-/// Fails (with the script's output) when the build fails, e.g. because the toolchain is missing
+/// Fails (with worker-build's output) when the build fails, e.g. because the toolchain is missing
 /// — run `scripts/install-edge-toolchain.sh`. A failure is remembered for the rest of the process.
 pub fn build_edge_worker() -> anyhow::Result<PathBuf> {
     static BUNDLE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -508,32 +521,10 @@ fn build_edge_worker_uncached() -> anyhow::Result<PathBuf> {
         }
         return Ok(dir);
     }
-    let root = repo_root();
-    let script = root.join("scripts/build-edge.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let lines: Vec<&str> = stderr.lines().collect();
-        bail!(
-            "{} failed ({}):\n{}",
-            script.display(),
-            output.status,
-            lines[lines.len().saturating_sub(80)..].join("\n")
-        );
-    }
-    // The script prints the bundle directory as the last line of stdout.
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let dir = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| PathBuf::from(l.trim()))
-        .ok_or_else(|| anyhow!("{} printed no bundle directory", script.display()))?;
+    let dir = crate::edge::build(&crate::edge::BuildOptions {
+        quiet: true,
+        ..crate::edge::BuildOptions::default()
+    })?;
     if !dir.join("index.js").is_file() {
         bail!(
             "the build reported {} but it has no index.js",
@@ -677,6 +668,7 @@ fn render_config(
     compatibility_flags: &[String],
     vars: &[(String, String)],
     secrets: &[(String, String)],
+    port: u16,
 ) -> String {
     let mut out = String::new();
     out.push_str("# Generated by clickstitch-testkit (testkit/src/workerd.rs).\n");
@@ -689,7 +681,7 @@ fn render_config(
     );
     out.push_str("  ],\n  sockets = [\n");
     out.push_str(&format!(
-        "    (name = {}, address = \"127.0.0.1:0\", service = \"main\", \
+        "    (name = {}, address = \"127.0.0.1:{port}\", service = \"main\", \
          http = (cfBlobHeader = {})),\n",
         capnp_string(SOCKET_NAME),
         capnp_string(CF_HEADER)
@@ -819,6 +811,7 @@ compatibility_date = "1999-01-01"
             &[],
             &[("A".to_owned(), "1".to_owned())],
             &[("S".to_owned(), "s\"".to_owned())],
+            0,
         );
         assert!(text.contains(r#"(name = "index.js", esModule = embed "modules/index.js")"#));
         assert!(text.contains(r#"(name = "index_bg.wasm", wasm = embed "modules/index_bg.wasm")"#));

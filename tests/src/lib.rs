@@ -13,14 +13,12 @@ use tokio::sync::oneshot;
 
 use clickstitch_aggregator::config::Settings;
 use clickstitch_aggregator::startup::Application;
+use clickstitch_testkit::aggregator::test_settings;
+pub use clickstitch_testkit::aggregator::{EDGE_SECRET, OPERATOR_TOKEN};
 use clickstitch_testkit::clickhouse::{unique_database_name, ClickHouseServer};
 use clickstitch_testkit::net::free_port;
 use clickstitch_testkit::workerd::{Workerd, WorkerdConfig, CF_HEADER};
 
-/// Shared secret between the edge and the aggregator in tests.
-pub const EDGE_SECRET: &str = "e2e-edge-secret-0123456789";
-/// Operator token in tests.
-pub const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789";
 /// A desktop Chrome user agent.
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
@@ -61,18 +59,8 @@ pub struct Stack {
 }
 
 fn settings(ch: &ClickHouseServer, database: &str, port: u16) -> Settings {
-    let mut s = Settings::default();
+    let mut s = test_settings(ch, database);
     s.server.port = port;
-    s.clickhouse.url = ch.http_url();
-    s.clickhouse.user = ch.user().to_owned();
-    s.clickhouse.password = ch.password().to_owned().into();
-    s.clickhouse.database = database.to_owned();
-    s.clickhouse.startup_wait_secs = 5;
-    s.ingest.max_batch_delay_ms = 20;
-    s.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
-    s.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
-    s.attribution.rules_dir = clickstitch_testkit::workerd::repo_root().join("config/attribution");
-    s.fraud.policy_dir = clickstitch_testkit::workerd::repo_root().join("config/fraud");
     s
 }
 

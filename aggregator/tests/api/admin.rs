@@ -94,14 +94,7 @@ async fn a_restarted_aggregator_loads_the_catalogue_from_clickhouse() {
     let f = app.seed().await;
     // A second instance on the same database sees the link without any
     // write of its own (several aggregators share one ClickHouse).
-    let mut settings = clickstitch_aggregator::config::Settings::default();
-    settings.server.port = 0;
-    settings.clickhouse.url = app.ch.server().http_url();
-    settings.clickhouse.database = app.database.clone();
-    settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
-    settings.auth.operator_token = Some(crate::helpers::OPERATOR_TOKEN.to_owned().into());
-    settings.attribution.rules_dir = crate::helpers::rules_dir();
-    settings.fraud.policy_dir = crate::helpers::fraud_dir();
+    let settings = clickstitch_testkit::aggregator::test_settings(app.ch.server(), &app.database);
     let second = clickstitch_aggregator::startup::Application::build(settings)
         .await
         .expect("build");

@@ -41,7 +41,8 @@ use clickstitch_aggregator::fraud::{Capacity, FraudPolicies, Scorer, SignalHit};
 use clickstitch_aggregator::services::fraud::sweep::SWEEP_MARK;
 use clickstitch_shared::{BrandId, ClickIdGenerator, RawClick};
 
-use crate::helpers::{fraud_dir, now_ms, spawn_app_with, Options, TestApp};
+use crate::helpers::{now_ms, spawn_app_with, Options, TestApp};
+use clickstitch_testkit::aggregator::fraud_dir;
 
 const MINUTE_MS: u64 = 60_000;
 const DAY_MS: u64 = 86_400_000;

@@ -10,10 +10,9 @@ use tokio::sync::oneshot;
 use clickstitch_aggregator::config::Settings;
 use clickstitch_aggregator::startup::Application;
 use clickstitch_shared::{ClickIdGenerator, RawClick, RawGeoBlock};
+use clickstitch_testkit::aggregator::test_settings;
+pub(crate) use clickstitch_testkit::aggregator::{EDGE_SECRET, OPERATOR_TOKEN};
 use clickstitch_testkit::clickhouse::{unique_database_name, ClickHouseServer};
-
-pub(crate) const EDGE_SECRET: &str = "test-edge-secret-0123456789";
-pub(crate) const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 /// Where the app's ClickHouse is.
 pub(crate) enum Ch {
@@ -67,15 +66,6 @@ impl Default for Options {
     }
 }
 
-/// The repository's example attribution rules.
-pub(crate) fn rules_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/attribution")
-}
-
-pub(crate) fn fraud_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/fraud")
-}
-
 pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
@@ -105,21 +95,10 @@ pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
 /// Builds and runs an aggregator on `database` of `ch` with the test
 /// settings, adjusted by `tweak` before the app is built.
 async fn start(ch: Ch, database: String, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = Settings::default();
-    settings.server.port = 0;
-    settings.clickhouse.url = ch.server().http_url();
-    settings.clickhouse.user = ch.server().user().to_owned();
-    settings.clickhouse.password = ch.server().password().to_owned().into();
-    settings.clickhouse.database = database.clone();
+    let mut settings = test_settings(ch.server(), &database);
     settings.clickhouse.timeout_ms = 5_000;
-    settings.clickhouse.startup_wait_secs = 5;
-    settings.ingest.max_batch_delay_ms = 20;
     // Tests store clicks up to 90 days old (late-registration scenarios).
     settings.ingest.max_click_age_hours = 24 * 90;
-    settings.auth.edge_secret = Some(EDGE_SECRET.to_owned().into());
-    settings.auth.operator_token = Some(OPERATOR_TOKEN.to_owned().into());
-    settings.attribution.rules_dir = rules_dir();
-    settings.fraud.policy_dir = rules_dir().parent().expect("config dir").join("fraud");
     let small = clickstitch_aggregator::fraud::Capacity::small();
     settings.fraud.click_keys = small.click_keys;
     settings.fraud.registration_keys = small.registration_keys;
