@@ -32,7 +32,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:/usr/sbin:$PATH"
-source scripts/lib/clickhouse.sh
 
 DURATION="${DURATION:-60}"
 CONCURRENCY="${CONCURRENCY:-8}"
@@ -57,13 +56,14 @@ die() { echo "bench-ingest: error: $*" >&2; exit 1; }
 
 DIR="$(mktemp -d /tmp/clickstitch-bench-XXXXXX)"
 CH_PID=""
+CH_RUNNER=""
 AGG_PID=""
 PERF_PIDS=()
 cleanup() {
   trap - EXIT INT TERM
   for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   if [[ -n "$AGG_PID" ]]; then kill -TERM "$AGG_PID" 2>/dev/null || true; wait "$AGG_PID" 2>/dev/null || true; fi
-  if [[ -n "$CH_PID" ]]; then kill -TERM "$CH_PID" 2>/dev/null || true; wait "$CH_PID" 2>/dev/null || true; fi
+  if [[ -n "$CH_RUNNER" ]]; then kill -TERM "$CH_RUNNER" 2>/dev/null || true; wait "$CH_RUNNER" 2>/dev/null || true; fi
   if [[ "${KEEP_DIR:-0}" == 1 ]]; then log "kept $DIR"; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT
@@ -71,6 +71,13 @@ trap 'exit 130' INT TERM
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_http() { # url, what: polls url (0.5 s apart, 60 s at most) until it answers 2xx
+  for _ in $(seq 1 120); do
+    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  die "$2 did not come up ($1)"
 }
 machine() {
   echo "$(grep -c ^processor /proc/cpuinfo) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -87,13 +94,21 @@ LOAD_BIN="$ROOT/target/release/ingest-load"
 [[ -x "$AGG_BIN" && -x "$LOAD_BIN" ]] || die "missing release binaries (run without SKIP_BUILD)"
 
 # --- ClickHouse --------------------------------------------------------------------
-CH_HTTP_PORT="$(free_port)"
-CH_TCP_PORT="$(free_port)"
-while [[ "$CH_TCP_PORT" == "$CH_HTTP_PORT" ]]; do CH_TCP_PORT="$(free_port)"; done
+# `cargo xtask clickhouse` runs it on the testkit harness (testkit/src/clickhouse.rs)
+# until SIGTERM, and writes CH_HTTP_PORT, CH_TCP_PORT and CH_PID (the server's) once
+# it answers.
 CH="$DIR/clickhouse"
-CH_MAX_MEMORY=8000000000 \
-CH_EXTRA_CONFIG="<max_connections>1024</max_connections><uncompressed_cache_size>268435456</uncompressed_cache_size>" \
-  ch_start "$CH" "$CH_HTTP_PORT" "$CH_TCP_PORT"
+cargo build -q -p xtask
+cargo xtask clickhouse --dir "$CH" --max-memory-usage 8000000000 \
+  --env-file "$DIR/clickhouse.env" >"$DIR/clickhouse-runner.log" 2>&1 &
+CH_RUNNER=$!
+for _ in $(seq 1 240); do
+  [[ -s "$DIR/clickhouse.env" ]] && break
+  kill -0 "$CH_RUNNER" 2>/dev/null || { cat "$DIR/clickhouse-runner.log" >&2; die "ClickHouse did not start"; }
+  sleep 0.25
+done
+[[ -s "$DIR/clickhouse.env" ]] || die "ClickHouse did not come up in 60 s"
+source "$DIR/clickhouse.env"
 chq() { clickhouse-client --host 127.0.0.1 --port "$CH_TCP_PORT" "$@"; }
 log "ClickHouse $(chq --query 'SELECT version()') pid $CH_PID on :$CH_HTTP_PORT (tcp :$CH_TCP_PORT), data in $CH"
 

@@ -3,8 +3,9 @@
 #
 #   scripts/test-all.sh            # everything
 #
-# Steps: install dependencies (guarded), formatting and lints (native and
-# wasm32), build the edge worker's wasm bundle, then `cargo test --workspace`:
+# Steps: install dependencies (guarded, here in shell), then `cargo xtask test`:
+# formatting and lints (native and wasm32), build the edge worker's wasm
+# bundle, then `cargo test --workspace`:
 # unit and property tests, aggregator integration tests against a real
 # ClickHouse 18.16 server (started by the tests on free ports, or the one
 # CLICKHOUSE_URL points at), the SQL compatibility check on ClickHouse 18.16
@@ -20,17 +21,6 @@ step() { echo; echo "==> $*"; }
 step "installing dependencies"
 bash scripts/install-deps.sh
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
-
-step "cargo clippy (native, all targets)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-step "cargo clippy (edge worker, wasm32)"
-cargo clippy -p clickstitch-edge --target wasm32-unknown-unknown --locked -- -D warnings
-
-step "building the edge worker (wasm)"
-bash scripts/build-edge.sh
-
-step "cargo test --workspace"
-cargo test --workspace --locked --no-fail-fast
+# The rest (fmt, clippy native and wasm32, the wasm build, cargo test) is
+# `cargo xtask test` (xtask/src/main.rs).
+exec cargo xtask test
